@@ -1,0 +1,149 @@
+// Package process assembles what every Comfortech binary runs besides its
+// own work: a metrics registry, readiness checks, the ops listener
+// (/healthz, /readyz, /metrics) and a lifecycle group in which its servers
+// and workers start together and drain together.
+//
+// A part's Run builds a Process, adds its servers with ServeGRPC, ServeHTTP
+// and Go, and calls Run.
+package process
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+
+	"github.com/comfortech/platform/libs/health"
+	"github.com/comfortech/platform/libs/lifecycle"
+	"github.com/comfortech/platform/libs/metrics"
+	"github.com/comfortech/platform/libs/rpc"
+	"github.com/comfortech/platform/libs/web"
+)
+
+// Config is the part of every binary's configuration that this package uses.
+type Config struct {
+	// OpsAddr is where /healthz, /readyz and /metrics are served. Each part
+	// sets it from its own variable, since the default differs per part.
+	OpsAddr string `env:"-"`
+	// HTTP bounds the HTTP servers' timeouts and drain.
+	HTTP web.ServerConfig
+	// ReadinessInterval is how often the gRPC health status is re-evaluated.
+	ReadinessInterval time.Duration `env:"READINESS_INTERVAL" envDefault:"5s"`
+}
+
+// Process is one running binary (or one part inside the all-in-one binary).
+type Process struct {
+	// Name names the part in logs and metrics.
+	Name string
+	// Log is the part's logger.
+	Log *zap.Logger
+	// Metrics is the part's registry; packages register their metrics here.
+	Metrics *metrics.Registry
+	// Health holds the part's readiness checks.
+	Health *health.Checker
+
+	cfg   Config
+	group *lifecycle.Group
+}
+
+// New returns a Process with a fresh registry and checker.
+func New(name string, log *zap.Logger, cfg Config) *Process {
+	if cfg.ReadinessInterval <= 0 {
+		cfg.ReadinessInterval = 5 * time.Second
+	}
+	if cfg.HTTP == (web.ServerConfig{}) {
+		cfg.HTTP = web.DefaultServerConfig()
+	}
+	p := &Process{
+		Name:    name,
+		Log:     log,
+		Metrics: metrics.New(),
+		Health:  health.New(2 * time.Second),
+		cfg:     cfg,
+		group:   lifecycle.New(log),
+	}
+	p.group.OnStop(p.Health.Drain)
+	return p
+}
+
+// Listen returns given when it is not nil, and otherwise listens on addr.
+// Parts take optional pre-opened listeners so that tests and the all-in-one
+// binary can use port 0 and learn the address before start.
+func Listen(addr string, given net.Listener) (net.Listener, error) {
+	if given != nil {
+		return given, nil
+	}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	return l, nil
+}
+
+// Go adds a worker to the process.
+func (p *Process) Go(name string, a lifecycle.Actor) { p.group.Add(name, a) }
+
+// OnStop registers f to run when the process starts to stop.
+func (p *Process) OnStop(f func()) { p.group.OnStop(f) }
+
+// ServeGRPC adds a gRPC server on l.
+func (p *Process) ServeGRPC(l net.Listener, srv *grpc.Server) {
+	p.group.Add("grpc "+l.Addr().String(), func(ctx context.Context) error {
+		// Initialised here, once the caller has registered its services,
+		// so every method has its series from the first scrape.
+		p.Metrics.GRPCServer().InitializeMetrics(srv)
+		return rpc.Serve(ctx, l, srv, p.cfg.HTTP.DrainTimeout)
+	})
+}
+
+// ServeHTTP adds an HTTP server on l, counted in the metrics as server.
+func (p *Process) ServeHTTP(server string, l net.Listener, h http.Handler) {
+	h = p.Metrics.HTTPMiddleware(server)(h)
+	p.group.Add("http "+l.Addr().String(), func(ctx context.Context) error {
+		return web.Serve(ctx, l, h, p.cfg.HTTP)
+	})
+}
+
+// Run serves the ops listener l (nil: listen on Config.OpsAddr) and every
+// server and worker added, until ctx ends or one of them fails.
+func (p *Process) Run(ctx context.Context, opsListener net.Listener) error {
+	l, err := Listen(p.cfg.OpsAddr, opsListener)
+	if err != nil {
+		return fmt.Errorf("%s ops: %w", p.Name, err)
+	}
+	mux := http.NewServeMux()
+	p.Health.Register(mux)
+	mux.Handle("GET /metrics", p.Metrics.Handler())
+	ops := web.ServerConfig{ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
+		WriteTimeout: 30 * time.Second, IdleTimeout: time.Minute, DrainTimeout: time.Second}
+	p.group.Add("ops "+l.Addr().String(), func(ctx context.Context) error {
+		return web.Serve(ctx, l, mux, ops)
+	})
+	p.group.Add("readiness", func(ctx context.Context) error {
+		return p.Health.Watch(ctx, p.cfg.ReadinessInterval)
+	})
+	p.Log.Info("started", zap.String("ops", l.Addr().String()))
+	return p.group.Run(ctx)
+}
+
+// GRPCServer listens on addr (or uses given), builds a gRPC server with the
+// standard interceptors, this process's health service and reflection, and
+// adds it to the process. The caller registers its services on it before
+// Run.
+func (p *Process) GRPCServer(addr string, given net.Listener, opts ...rpc.ServerOption) (*grpc.Server, error) {
+	l, err := Listen(addr, given)
+	if err != nil {
+		return nil, fmt.Errorf("%s grpc: %w", p.Name, err)
+	}
+	srv, err := rpc.NewServer(p.Log, p.Metrics, p.Health, opts...)
+	if err != nil {
+		_ = l.Close()
+		return nil, fmt.Errorf("%s grpc: %w", p.Name, err)
+	}
+	p.ServeGRPC(l, srv)
+	return srv, nil
+}

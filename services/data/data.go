@@ -1,0 +1,38 @@
+// Package data is the data service (the original Crow): the system of record for accounts, homes, devices, sharing, device state, telemetry and alert rules.
+//
+// Run starts the service's gRPC server (with grpc.health.v1 and reflection)
+// and its ops listener, and returns when ctx ends after a graceful drain.
+package data
+
+import (
+	"context"
+	"fmt"
+
+	"go.uber.org/zap"
+
+	"github.com/comfortech/platform/libs/logging"
+	"github.com/comfortech/platform/libs/process"
+	"github.com/comfortech/platform/libs/web"
+)
+
+// Config is the service's whole configuration, read from the environment once.
+type Config struct {
+	// GRPCAddr is the address of the gRPC API.
+	GRPCAddr string `env:"GRPC_ADDR" envDefault:":7001"`
+	// OpsAddr is the address of /healthz, /readyz and /metrics.
+	OpsAddr string `env:"OPS_ADDR" envDefault:":9071"`
+	// HTTP holds server timeouts and the drain timeout.
+	HTTP web.ServerConfig
+	// Log selects the log level and format.
+	Log logging.Config
+}
+
+// Run serves the service until ctx ends.
+func Run(ctx context.Context, cfg Config, log *zap.Logger, opts ...process.Option) error {
+	ls := process.Apply(opts)
+	p := process.New("data", log, process.Config{OpsAddr: cfg.OpsAddr, HTTP: cfg.HTTP})
+	if _, err := p.GRPCServer(cfg.GRPCAddr, ls.GRPC); err != nil {
+		return fmt.Errorf("data: %w", err)
+	}
+	return p.Run(ctx, ls.Ops)
+}
