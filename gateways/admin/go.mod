@@ -1,0 +1,3 @@
+module github.com/comfortech/platform/gateways/admin
+
+go 1.26

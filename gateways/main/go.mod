@@ -1,0 +1,3 @@
+module github.com/comfortech/platform/gateways/main
+
+go 1.26
