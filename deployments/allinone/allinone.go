@@ -24,6 +24,9 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/comfortech/platform/deployments/allinone/devstack"
+	admingw "github.com/comfortech/platform/gateways/admin"
+	authgw "github.com/comfortech/platform/gateways/auth"
+	maingw "github.com/comfortech/platform/gateways/main"
 	"github.com/comfortech/platform/libs/config"
 	"github.com/comfortech/platform/libs/lifecycle"
 	"github.com/comfortech/platform/libs/logging"
@@ -57,6 +60,8 @@ var devPorts = map[string]int{
 	"kafka": 19092, "mqtt": 11883, "devstack.ops": 9070,
 	"data.grpc": 7001, "device.grpc": 7002, "notify.grpc": 7003,
 	"data.ops": 9071, "device.ops": 9072, "notify.ops": 9073,
+	"main-gateway.http": 8080, "auth-gateway.http": 8081, "admin-gateway.http": 8082,
+	"main-gateway.ops": 9080, "auth-gateway.ops": 9081, "admin-gateway.ops": 9082,
 }
 
 // Endpoint is one address the platform serves.
@@ -155,37 +160,29 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (*Platform, error) 
 		return nil, err
 	}
 
-	parts := lifecycle.New(log)
-	for _, part := range []struct {
-		name string
-		run  func(ctx context.Context, log *zap.Logger, opts ...process.Option) error
-	}{
-		{"data", func(ctx context.Context, log *zap.Logger, opts ...process.Option) error {
-			return data.Run(ctx, data.Config{HTTP: cfg.HTTP}, log, opts...)
-		}},
-		{"device", func(ctx context.Context, log *zap.Logger, opts ...process.Option) error {
-			return device.Run(ctx, device.Config{HTTP: cfg.HTTP}, log, opts...)
-		}},
-		{"notify", func(ctx context.Context, log *zap.Logger, opts ...process.Option) error {
-			return notify.Run(ctx, notify.Config{HTTP: cfg.HTTP}, log, opts...)
-		}},
-	} {
-		grpcL, err := st.listen(part.name, "grpc")
+	group := lifecycle.New(log)
+	for _, part := range parts(cfg) {
+		opts := make([]process.Option, 0, 2)
+		l, err := st.listen(part.name, part.kind)
 		if err != nil {
 			return nil, err
+		}
+		if part.kind == "grpc" {
+			opts = append(opts, process.WithGRPCListener(l))
+		} else {
+			opts = append(opts, process.WithHTTPListener(l))
 		}
 		opsL, err := st.listen(part.name, "ops")
 		if err != nil {
 			return nil, err
 		}
+		opts = append(opts, process.WithOpsListener(opsL))
 		plog := log.Named(part.name)
-		parts.Add(part.name, func(ctx context.Context) error {
-			return part.run(ctx, plog, process.WithGRPCListener(grpcL), process.WithOpsListener(opsL))
-		})
+		group.Add(part.name, func(ctx context.Context) error { return part.run(ctx, plog, opts...) })
 	}
 
 	st.closers = nil
-	go func() { st.platform.done <- run(ctx, infra, infraOps, parts) }()
+	go func() { st.platform.done <- run(ctx, infra, infraOps, group) }()
 	return st.platform, nil
 }
 
@@ -205,6 +202,38 @@ func run(ctx context.Context, infra *process.Process, infraOps net.Listener, par
 	err := parts.Run(partsCtx)
 	stopInfra()
 	return errors.Join(err, <-infraDone)
+}
+
+// part is one service or gateway: its name, the kind of its public
+// listener (grpc or http) and how to run it.
+type part struct {
+	name string
+	kind string
+	run  func(ctx context.Context, log *zap.Logger, opts ...process.Option) error
+}
+
+// parts lists every part with the configuration the all-in-one gives it.
+func parts(cfg Config) []part {
+	return []part{
+		{"data", "grpc", func(ctx context.Context, log *zap.Logger, opts ...process.Option) error {
+			return data.Run(ctx, data.Config{HTTP: cfg.HTTP}, log, opts...)
+		}},
+		{"device", "grpc", func(ctx context.Context, log *zap.Logger, opts ...process.Option) error {
+			return device.Run(ctx, device.Config{HTTP: cfg.HTTP}, log, opts...)
+		}},
+		{"notify", "grpc", func(ctx context.Context, log *zap.Logger, opts ...process.Option) error {
+			return notify.Run(ctx, notify.Config{HTTP: cfg.HTTP}, log, opts...)
+		}},
+		{"main-gateway", "http", func(ctx context.Context, log *zap.Logger, opts ...process.Option) error {
+			return maingw.Run(ctx, maingw.Config{HTTP: cfg.HTTP, BodyLimit: web.DefaultBodyLimit}, log, opts...)
+		}},
+		{"auth-gateway", "http", func(ctx context.Context, log *zap.Logger, opts ...process.Option) error {
+			return authgw.Run(ctx, authgw.Config{HTTP: cfg.HTTP, BodyLimit: web.DefaultBodyLimit}, log, opts...)
+		}},
+		{"admin-gateway", "http", func(ctx context.Context, log *zap.Logger, opts ...process.Option) error {
+			return admingw.Run(ctx, admingw.Config{HTTP: cfg.HTTP, BodyLimit: web.DefaultBodyLimit}, log, opts...)
+		}},
+	}
 }
 
 // starter collects what Start opened so that a failure half-way closes it.

@@ -91,7 +91,7 @@ func TestPlatform(t *testing.T) {
 	dir := t.TempDir()
 	p, cancel := start(t, dir)
 	waitReady(t, p)
-	for _, part := range []string{"devstack", "data", "device", "notify"} {
+	for _, part := range []string{"devstack", "data", "device", "notify", "main-gateway", "auth-gateway", "admin-gateway"} {
 		if p.Addr(part, "ops") == "" {
 			t.Fatalf("no ops endpoint for %s", part)
 		}

@@ -4,6 +4,9 @@ go 1.26.0
 
 require (
 	github.com/IBM/sarama v1.61.1
+	github.com/comfortech/platform/gateways/admin v0.0.0-00010101000000-000000000000
+	github.com/comfortech/platform/gateways/auth v0.0.0-00010101000000-000000000000
+	github.com/comfortech/platform/gateways/main v0.0.0-00010101000000-000000000000
 	github.com/comfortech/platform/libs v0.0.0
 	github.com/comfortech/platform/services/data v0.0.0-00010101000000-000000000000
 	github.com/comfortech/platform/services/device v0.0.0-00010101000000-000000000000
@@ -16,7 +19,7 @@ require (
 )
 
 require (
-	buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go v1.36.12-20260825204119-511051f7f437.1 // indirect
+	buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go v1.36.12-20260825204119-511051f7f437.2 // indirect
 	buf.build/go/protovalidate v1.4.0 // indirect
 	cel.dev/cel-go v0.32.0 // indirect
 	cel.dev/expr v0.25.3 // indirect
@@ -30,6 +33,7 @@ require (
 	github.com/cockroachdb/pebble v1.1.0 // indirect
 	github.com/cockroachdb/redact v1.1.5 // indirect
 	github.com/cockroachdb/tokenbucket v0.0.0-20230807174530-cc333fc44b06 // indirect
+	github.com/comfortech/platform/proto v0.0.0 // indirect
 	github.com/davecgh/go-spew v1.1.1 // indirect
 	github.com/eapache/go-resiliency v1.7.0 // indirect
 	github.com/getsentry/sentry-go v0.18.0 // indirect

@@ -256,3 +256,22 @@ func TestServeDrainsInFlightRequests(t *testing.T) {
 		t.Fatal("server still accepts connections after shutdown")
 	}
 }
+
+func TestGatewayHandler(t *testing.T) {
+	t.Parallel()
+	g := web.NewGateway([]byte(`{"swagger":"2.0"}`))
+	h := g.Handler(zap.NewNop(), web.DefaultBodyLimit)
+
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/docs/openapi.json", nil))
+	if rec.Code != 200 || rec.Body.String() != `{"swagger":"2.0"}` || rec.Header().Get("Content-Type") != "application/json" {
+		t.Fatalf("openapi: %d %q", rec.Code, rec.Body.String())
+	}
+
+	rec = httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/v1/unknown", nil))
+	f := decodeFailure(t, rec)
+	if rec.Code != 404 || f.RequestID == "" || rec.Header().Get(requestid.Header) != f.RequestID {
+		t.Fatalf("unknown path: %d %+v", rec.Code, f)
+	}
+}

@@ -1,0 +1,45 @@
+// Package maingw is the mobile app's REST API (the original Iguana): it translates REST into gRPC calls on the data, device and notify services.
+//
+// Run serves the gateway's REST API, its OpenAPI document at
+// /docs/openapi.json and its ops listener, and returns when ctx ends after a
+// graceful drain.
+package maingw
+
+import (
+	"context"
+	"fmt"
+
+	"go.uber.org/zap"
+
+	"github.com/comfortech/platform/libs/logging"
+	"github.com/comfortech/platform/libs/process"
+	"github.com/comfortech/platform/libs/web"
+	"github.com/comfortech/platform/proto/openapi"
+)
+
+// Config is the gateway's whole configuration, read from the environment once.
+type Config struct {
+	// HTTPAddr is the address of the public REST API.
+	HTTPAddr string `env:"HTTP_ADDR" envDefault:":8080"`
+	// OpsAddr is the address of /healthz, /readyz and /metrics.
+	OpsAddr string `env:"OPS_ADDR" envDefault:":9080"`
+	// BodyLimit bounds request bodies, in bytes.
+	BodyLimit int64 `env:"HTTP_BODY_LIMIT" envDefault:"1048576"`
+	// HTTP holds server timeouts and the drain timeout.
+	HTTP web.ServerConfig
+	// Log selects the log level and format.
+	Log logging.Config
+}
+
+// Run serves the gateway until ctx ends.
+func Run(ctx context.Context, cfg Config, log *zap.Logger, opts ...process.Option) error {
+	ls := process.Apply(opts)
+	p := process.New("main-gateway", log, process.Config{OpsAddr: cfg.OpsAddr, HTTP: cfg.HTTP})
+	l, err := process.Listen(cfg.HTTPAddr, ls.HTTP)
+	if err != nil {
+		return fmt.Errorf("main gateway: %w", err)
+	}
+	gw := web.NewGateway(openapi.Main)
+	p.ServeHTTP("main", l, gw.Handler(log, cfg.BodyLimit))
+	return p.Run(ctx, ls.Ops)
+}
