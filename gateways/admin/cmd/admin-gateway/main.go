@@ -14,5 +14,7 @@ import (
 
 func main() {
 	process.Main("admin-gateway", func(c admingw.Config) logging.Config { return c.Log },
-		func(ctx context.Context, cfg admingw.Config, log *zap.Logger) error { return admingw.Run(ctx, cfg, log) })
+		func(ctx context.Context, cfg admingw.Config, log *zap.Logger) error {
+			return admingw.Run(ctx, cfg, log)
+		})
 }
