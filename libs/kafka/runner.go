@@ -1,0 +1,352 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/cenkalti/backoff/v5"
+	"go.uber.org/zap"
+)
+
+// DeadLetterSuffix is appended to a topic's name to form its dead-letter topic.
+const DeadLetterSuffix = ".dlq"
+
+// Headers added to a message when it is written to a dead-letter topic.
+const (
+	HeaderDLQReason    = "dlq_reason"
+	HeaderDLQTopic     = "dlq_topic"
+	HeaderDLQPartition = "dlq_partition"
+	HeaderDLQOffset    = "dlq_offset"
+	HeaderDLQAttempts  = "dlq_attempts"
+	HeaderDLQTime      = "dlq_time"
+)
+
+// maxReasonLen bounds dlq_reason so a huge error text cannot bloat the record.
+const maxReasonLen = 1024
+
+// Handler processes one message. Returning nil marks it done; an error is
+// retried with backoff unless it is wrapped with Permanent. ctx carries the
+// producer's trace context and ends when the partition is revoked or the
+// runner stops; the message is then redelivered, so handlers must be
+// idempotent.
+type Handler func(ctx context.Context, m *Message) error
+
+// Permanent wraps err so the runner sends the message to the dead-letter
+// topic at once instead of retrying (a malformed event, an unknown entity).
+// Permanent(nil) is nil.
+func Permanent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &permanentError{err: err}
+}
+
+// IsPermanent reports whether err, or an error it wraps, came from Permanent.
+func IsPermanent(err error) bool {
+	var pe *permanentError
+	return errors.As(err, &pe)
+}
+
+type permanentError struct{ err error }
+
+func (e *permanentError) Error() string { return e.err.Error() }
+func (e *permanentError) Unwrap() error { return e.err }
+
+// Publisher is what the runner needs to write dead letters; *Producer
+// implements it.
+type Publisher interface {
+	Publish(ctx context.Context, m Message) error
+}
+
+var _ Publisher = (*Producer)(nil)
+
+// RunnerConfig describes one consumer group.
+type RunnerConfig struct {
+	// Group is the consumer group id. Required.
+	Group string
+	// Topics are consumed by the group. Required.
+	Topics []string
+	// MaxAttempts is how many times the handler runs for one message
+	// before it goes to the dead-letter topic; default 5.
+	MaxAttempts int
+	// InitialBackoff is the pause after the first failed attempt; it grows
+	// exponentially (with jitter) up to MaxBackoff. Defaults 200ms and 5s.
+	InitialBackoff time.Duration
+	// MaxBackoff caps the pause between attempts, also between attempts to
+	// write a dead letter or to (re)join the group; default 5s.
+	MaxBackoff time.Duration
+	// DeadLetter publishes dead letters; when nil the runner makes its own
+	// Producer from the Config and closes it when Run returns.
+	DeadLetter Publisher
+}
+
+// Runner consumes a set of topics in a consumer group with at-least-once
+// semantics: a message's offset is marked only after its handler succeeded
+// or the message was written to the dead-letter topic. Partitions are
+// processed concurrently, messages within a partition one at a time, in
+// order.
+type Runner struct {
+	cfg     Config
+	rc      RunnerConfig
+	handler Handler
+	base    *zap.Logger // as passed in, for the runner's own producer
+	log     *zap.Logger
+	metrics *Metrics
+}
+
+// NewRunner validates the configuration and returns a runner; nothing
+// connects until Run. log and metrics may be nil.
+func NewRunner(cfg Config, rc RunnerConfig, h Handler, log *zap.Logger, metrics *Metrics) (*Runner, error) {
+	if _, err := NewSaramaConfig(cfg); err != nil {
+		return nil, err
+	}
+	switch {
+	case rc.Group == "":
+		return nil, errors.New("kafka: runner: empty group")
+	case len(rc.Topics) == 0:
+		return nil, errors.New("kafka: runner: no topics")
+	case h == nil:
+		return nil, errors.New("kafka: runner: nil handler")
+	case rc.MaxAttempts < 0 || rc.InitialBackoff < 0 || rc.MaxBackoff < 0:
+		return nil, errors.New("kafka: runner: negative attempts or backoff")
+	}
+	rc.MaxAttempts = orDefault(rc.MaxAttempts, 5)
+	rc.InitialBackoff = orDefault(rc.InitialBackoff, 200*time.Millisecond)
+	rc.MaxBackoff = max(orDefault(rc.MaxBackoff, 5*time.Second), rc.InitialBackoff)
+	if log == nil {
+		log = zap.NewNop()
+	}
+	return &Runner{
+		cfg:     cfg,
+		rc:      rc,
+		handler: h,
+		base:    log,
+		log:     log.Named("kafka.runner").With(zap.String("group", rc.Group)),
+		metrics: metrics.orNoop(),
+	}, nil
+}
+
+// Run joins the group and processes messages until ctx ends, then commits
+// the marked offsets, leaves the group and returns nil. Connection and
+// rebalance failures are logged and retried with backoff, so Run returns
+// an error only for a configuration the brokers reject.
+func (r *Runner) Run(ctx context.Context) error {
+	dlq := r.rc.DeadLetter
+	if dlq == nil {
+		p, err := NewProducer(r.cfg, r.base, r.metrics)
+		if err != nil {
+			return err
+		}
+		defer func() { _ = p.Close() }()
+		dlq = p
+	}
+	sc, err := NewSaramaConfig(r.cfg)
+	if err != nil {
+		return err
+	}
+
+	bo := r.backoff()
+	for {
+		group, err := sarama.NewConsumerGroup(r.cfg.Brokers, r.rc.Group, sc)
+		if err == nil {
+			err = r.consume(ctx, group, dlq)
+			if cerr := group.Close(); cerr != nil {
+				r.log.Warn("closing consumer group", zap.Error(cerr))
+			}
+			if ctx.Err() != nil {
+				return nil
+			}
+			if errors.As(err, new(sarama.ConfigurationError)) {
+				return fmt.Errorf("kafka: runner %s: %w", r.rc.Group, err)
+			}
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		wait := bo.NextBackOff()
+		r.log.Warn("consumer group failed, retrying", zap.Error(err), zap.Duration("in", wait))
+		if !sleep(ctx, wait) {
+			return nil
+		}
+	}
+}
+
+// consume runs sessions on group until ctx ends or a session fails.
+func (r *Runner) consume(ctx context.Context, group sarama.ConsumerGroup, dlq Publisher) error {
+	go func() {
+		// The channel is closed by group.Close.
+		for err := range group.Errors() {
+			r.log.Warn("consumer group error", zap.Error(err))
+		}
+	}()
+	h := &groupHandler{r: r, dlq: dlq}
+	for {
+		// Consume returns at the end of each session (every eager
+		// rebalance); marked offsets are committed before it returns.
+		if err := group.Consume(ctx, r.rc.Topics, h); err != nil {
+			return err
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+	}
+}
+
+func (r *Runner) backoff() *backoff.ExponentialBackOff {
+	bo := backoff.NewExponentialBackOff()
+	bo.InitialInterval = r.rc.InitialBackoff
+	bo.MaxInterval = r.rc.MaxBackoff
+	return bo
+}
+
+// groupHandler implements sarama.ConsumerGroupHandler.
+type groupHandler struct {
+	r   *Runner
+	dlq Publisher
+}
+
+func (h *groupHandler) Setup(s sarama.ConsumerGroupSession) error {
+	h.r.log.Info("partitions assigned", zap.Any("claims", s.Claims()), zap.Int32("generation", s.GenerationID()))
+	return nil
+}
+
+// Cleanup commits synchronously, so the offsets of this session are
+// stored before its partitions move to another member.
+func (h *groupHandler) Cleanup(s sarama.ConsumerGroupSession) error {
+	s.Commit()
+	return nil
+}
+
+func (h *groupHandler) ConsumeClaim(s sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
+	ctx := s.Context()
+	for {
+		select {
+		case cm, ok := <-claim.Messages():
+			if !ok {
+				return nil
+			}
+			if !h.process(ctx, cm) {
+				// The session ended mid-message: leave it unmarked so
+				// the partition's next owner receives it again.
+				return nil
+			}
+			s.MarkMessage(cm, "")
+		case <-ctx.Done():
+			return nil
+		}
+	}
+}
+
+// process runs the handler with retries, then dead-letters the message if
+// it still fails. It returns true when the message may be marked.
+func (h *groupHandler) process(ctx context.Context, cm *sarama.ConsumerMessage) bool {
+	r := h.r
+	m := fromSarama(cm)
+	r.metrics.consumed.WithLabelValues(m.Topic).Inc()
+	hctx := ExtractTraceContext(ctx, m)
+
+	attempts := 0
+	_, err := backoff.Retry(ctx, func() (struct{}, error) {
+		attempts++
+		err := h.call(hctx, m)
+		if err != nil && IsPermanent(err) {
+			return struct{}{}, backoff.Permanent(err)
+		}
+		return struct{}{}, err
+	},
+		backoff.WithBackOff(r.backoff()),
+		backoff.WithMaxTries(uint(r.rc.MaxAttempts)),
+		backoff.WithMaxElapsedTime(0),
+		backoff.WithNotify(func(error, time.Duration) { r.metrics.retries.WithLabelValues(m.Topic).Inc() }),
+	)
+	if err == nil {
+		r.metrics.handled.WithLabelValues(m.Topic, outcomeOK).Inc()
+		return true
+	}
+	if ctx.Err() != nil {
+		return false
+	}
+
+	reason := reasonExhausted
+	if IsPermanent(err) {
+		reason = reasonPermanent
+	}
+	log := r.log.With(zap.String("topic", m.Topic), zap.Int32("partition", m.Partition),
+		zap.Int64("offset", m.Offset), zap.Int("attempts", attempts))
+	log.Warn("handler failed, dead-lettering message", zap.String("reason", reason), zap.Error(err))
+
+	dl := deadLetter(m, err, attempts)
+	bo := r.backoff()
+	for {
+		perr := h.dlq.Publish(ctx, dl)
+		if perr == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+		// Not marking and moving on would let a later offset commit past
+		// this message, so the partition waits until the dead letter is
+		// written or the session ends.
+		wait := bo.NextBackOff()
+		log.Error("writing dead letter failed, retrying", zap.String("dlq", dl.Topic), zap.Error(perr), zap.Duration("in", wait))
+		if !sleep(ctx, wait) {
+			return false
+		}
+	}
+	r.metrics.deadLettered.WithLabelValues(m.Topic, reason).Inc()
+	r.metrics.handled.WithLabelValues(m.Topic, outcomeDeadLetter).Inc()
+	return true
+}
+
+// call runs the handler once, timing it and turning a panic into an error.
+func (h *groupHandler) call(ctx context.Context, m *Message) (err error) {
+	start := time.Now()
+	defer func() {
+		h.r.metrics.handlerDuration.WithLabelValues(m.Topic).Observe(time.Since(start).Seconds())
+		if p := recover(); p != nil {
+			h.r.log.Error("handler panicked", zap.String("topic", m.Topic), zap.Int32("partition", m.Partition),
+				zap.Int64("offset", m.Offset), zap.Any("panic", p), zap.Stack("stack"))
+			err = fmt.Errorf("kafka: handler panicked: %v", p)
+		}
+	}()
+	return h.r.handler(ctx, m)
+}
+
+// deadLetter returns m addressed to its dead-letter topic: key, value and
+// headers unchanged, plus the dlq_* headers describing the failure.
+func deadLetter(m *Message, cause error, attempts int) Message {
+	reason := cause.Error()
+	if len(reason) > maxReasonLen {
+		reason = reason[:maxReasonLen]
+	}
+	dl := Message{
+		Topic:   m.Topic + DeadLetterSuffix,
+		Key:     m.Key,
+		Value:   m.Value,
+		Headers: append([]Header(nil), m.Headers...),
+	}
+	dl.SetHeader(HeaderDLQReason, reason)
+	dl.SetHeader(HeaderDLQTopic, m.Topic)
+	dl.SetHeader(HeaderDLQPartition, strconv.FormatInt(int64(m.Partition), 10))
+	dl.SetHeader(HeaderDLQOffset, strconv.FormatInt(m.Offset, 10))
+	dl.SetHeader(HeaderDLQAttempts, strconv.Itoa(attempts))
+	dl.SetHeader(HeaderDLQTime, time.Now().UTC().Format(time.RFC3339Nano))
+	return dl
+}
+
+// sleep waits for d or until ctx ends; it reports whether d elapsed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
