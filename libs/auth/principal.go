@@ -27,6 +27,10 @@ const (
 // Its String method omits the raw token and the username (a phone number), so
 // a Principal is safe to pass to a formatter; still, log Subject rather than
 // the whole value.
+//
+// A Principal is shared: the Verifier hands the same one to every request
+// that presents the same token. Treat it, its slices and its map as
+// read-only.
 type Principal struct {
 	// Subject is the token's sub: the account id everywhere in the platform.
 	Subject string

@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"crypto/rsa"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"net/http"
@@ -16,6 +17,7 @@ import (
 	"github.com/MicahParks/keyfunc/v3"
 	"github.com/cenkalti/backoff/v5"
 	"github.com/golang-jwt/jwt/v5"
+	lru "github.com/hashicorp/golang-lru/v2"
 	"go.uber.org/zap"
 	"golang.org/x/time/rate"
 )
@@ -39,6 +41,8 @@ const (
 	maxTokenBytes = 32 << 10
 	// maxLoadBackoff caps the wait between start-up attempts to fetch the JWKS.
 	maxLoadBackoff = 30 * time.Second
+	// DefaultCacheSize is how many verified tokens are remembered.
+	DefaultCacheSize = 10_000
 )
 
 // Config configures a Verifier. Issuer and AllowedClients are required; every
@@ -76,6 +80,13 @@ type Config struct {
 	UnknownKIDRefreshInterval time.Duration
 	// Logger receives JWKS fetch failures; default a no-op logger.
 	Logger *zap.Logger
+	// CacheSize is how many verified tokens are remembered, so that the
+	// same token presented again (an app sends one token for minutes, and
+	// the gateway and the service both check it) costs a hash and a lookup
+	// instead of an RSA verification. Default DefaultCacheSize; negative
+	// disables the cache. A remembered token is still refused once it
+	// expires or once the key that signed it leaves the JWKS.
+	CacheSize int
 }
 
 // Verifier verifies Keycloak access tokens. It is safe for concurrent use.
@@ -91,6 +102,7 @@ type Verifier struct {
 	log     *zap.Logger
 
 	keys    atomic.Pointer[keyfunc.Keyfunc]
+	cache   *lru.Cache[[sha256.Size]byte, verified]
 	loaded  chan struct{}
 	mu      sync.Mutex
 	loadErr error
@@ -120,6 +132,13 @@ func NewVerifier(ctx context.Context, cfg Config) (*Verifier, error) {
 	}
 	for _, c := range cfg.AllowedClients {
 		v.allowed[c] = struct{}{}
+	}
+	if cfg.CacheSize > 0 {
+		cache, err := lru.New[[sha256.Size]byte, verified](cfg.CacheSize)
+		if err != nil {
+			return nil, fmt.Errorf("auth: token cache: %w", err)
+		}
+		v.cache = cache
 	}
 	go v.load(ctx)
 	return v, nil
@@ -161,6 +180,9 @@ func (c *Config) normalize() error {
 	}
 	if c.Logger == nil {
 		c.Logger = zap.NewNop()
+	}
+	if c.CacheSize == 0 {
+		c.CacheSize = DefaultCacheSize
 	}
 	return nil
 }
@@ -299,8 +321,18 @@ func (v *Verifier) Verify(ctx context.Context, rawToken string) (*Principal, err
 	if kf == nil {
 		return nil, fmt.Errorf("%w: %w", ErrUnauthenticated, ErrKeysNotLoaded)
 	}
-	var c keycloakClaims
-	if _, err := v.parser.ParseWithClaims(rawToken, &c, keyFor(ctx, *kf)); err != nil {
+	var sum [sha256.Size]byte
+	if v.cache != nil {
+		sum = sha256.Sum256([]byte(rawToken))
+		if e, ok := v.cache.Get(sum); ok && v.stillValid(ctx, *kf, e) {
+			return e.principal, nil
+		}
+	}
+	var (
+		c    keycloakClaims
+		used verified
+	)
+	if _, err := v.parser.ParseWithClaims(rawToken, &c, keyFor(ctx, *kf, &used)); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrUnauthenticated, err)
 	}
 	// typ separates the access token from the ID token ("ID") and the refresh
@@ -331,12 +363,37 @@ func (v *Verifier) Verify(ctx context.Context, rawToken string) (*Principal, err
 			p.ClientRoles[client] = access.Roles
 		}
 	}
+	if v.cache != nil {
+		used.principal = p
+		v.cache.Add(sum, used)
+	}
 	return p, nil
 }
 
+// verified is a remembered verification: the principal, and the key that
+// checked the signature, named by its kid.
+type verified struct {
+	principal *Principal
+	kid       string
+	key       any
+}
+
+// stillValid reports whether a remembered verification holds now: the
+// token has not expired and the key that verified it is still the one the
+// JWKS publishes under its kid (a refresh that drops or replaces the key
+// forgets every token it verified).
+func (v *Verifier) stillValid(ctx context.Context, kf keyfunc.Keyfunc, e verified) bool {
+	if !time.Now().Before(e.principal.ExpiresAt.Add(v.cfg.Leeway)) {
+		return false
+	}
+	jwk, err := kf.Storage().KeyRead(ctx, e.kid)
+	return err == nil && jwk.Key() == e.key
+}
+
 // keyFor returns the jwt.Keyfunc for one verification: the key named by the
-// token's kid, which must be an RSA public key.
-func keyFor(ctx context.Context, kf keyfunc.Keyfunc) jwt.Keyfunc {
+// token's kid, which must be an RSA public key. It records kid and key in
+// used.
+func keyFor(ctx context.Context, kf keyfunc.Keyfunc, used *verified) jwt.Keyfunc {
 	lookup := kf.KeyfuncCtx(ctx)
 	return func(t *jwt.Token) (any, error) {
 		// Keycloak always sets kid. Without this check keyfunc would try every
@@ -351,6 +408,8 @@ func keyFor(ctx context.Context, kf keyfunc.Keyfunc) jwt.Keyfunc {
 		if _, ok := key.(*rsa.PublicKey); !ok {
 			return nil, fmt.Errorf("key for kid is %T, not an RSA public key", key)
 		}
+		used.kid, _ = t.Header["kid"].(string)
+		used.key = key
 		return key, nil
 	}
 }

@@ -463,3 +463,40 @@ func TestAuthorize(t *testing.T) {
 		})
 	}
 }
+
+// TestVerifiedTokenCache checks that a token presented again is answered
+// from the cache (no RSA verification: a handful of allocations instead of
+// about a hundred), and that a remembered token is refused once expired.
+// Not parallel: AllocsPerRun needs the process to itself.
+func TestVerifiedTokenCache(t *testing.T) {
+	iss := newIssuer(t)
+	ctx := context.Background()
+	tok := iss.mint(iss.userClaims())
+
+	cached := newVerifier(t, iss)
+	uncached := newVerifier(t, iss, func(c *auth.Config) { c.CacheSize = -1 })
+	first, err := cached.Verify(ctx, tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := cached.Verify(ctx, tok)
+	if err != nil || again != first {
+		t.Fatalf("second verification: %v, same principal %v", err, again == first)
+	}
+	hit := testing.AllocsPerRun(20, func() { _, _ = cached.Verify(ctx, tok) })
+	miss := testing.AllocsPerRun(20, func() { _, _ = uncached.Verify(ctx, tok) })
+	if hit*5 > miss {
+		t.Fatalf("cached verification allocates %.0f, uncached %.0f: the cache is not used", hit, miss)
+	}
+
+	short := newVerifier(t, iss, func(c *auth.Config) { c.Leeway = time.Millisecond })
+	exp := time.Now().Add(1500 * time.Millisecond).Unix()
+	expiring := iss.mint(iss.userClaims(func(c jwt.MapClaims) { c["exp"] = exp }))
+	if _, err := short.Verify(ctx, expiring); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Until(time.Unix(exp, 0)) + 100*time.Millisecond)
+	if _, err := short.Verify(ctx, expiring); !errors.Is(err, auth.ErrUnauthenticated) {
+		t.Fatalf("expired token answered from the cache: %v", err)
+	}
+}
