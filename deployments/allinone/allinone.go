@@ -28,6 +28,7 @@ import (
 	authgw "github.com/comfortech/platform/gateways/auth"
 	maingw "github.com/comfortech/platform/gateways/main"
 	"github.com/comfortech/platform/libs/config"
+	"github.com/comfortech/platform/libs/kafka"
 	"github.com/comfortech/platform/libs/lifecycle"
 	"github.com/comfortech/platform/libs/logging"
 	"github.com/comfortech/platform/libs/process"
@@ -135,26 +136,31 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (*Platform, error) 
 	// The brokers run as a process of their own, "devstack", with an ops
 	// listener whose readiness checks them.
 	infra := process.New("devstack", log.Named("devstack"), process.Config{HTTP: cfg.HTTP})
-	kafka, err := devstack.StartKafka(st.addr("kafka"), filepath.Join(cfg.DataDir, "kafka"), cfg.KafkaPartitions)
+	kafkaBroker, err := devstack.StartKafka(st.addr("kafka"), filepath.Join(cfg.DataDir, "kafka"), cfg.KafkaPartitions)
 	if err != nil {
 		return nil, err
 	}
-	st.closers = append(st.closers, func() { _ = kafka.Run(canceled()) })
-	st.add("kafka", "kafka", kafka.Addr)
-	infra.Go("kafka", kafka.Run)
-	infra.Health.Add("kafka", kafka.Check)
+	st.closers = append(st.closers, func() { _ = kafkaBroker.Run(canceled()) })
+	st.add("kafka", "kafka", kafkaBroker.Addr)
+	infra.Go("kafka", kafkaBroker.Run)
+	pinger, err := kafka.NewPinger(kafka.Config{Brokers: []string{kafkaBroker.Addr}, ClientID: "devstack"})
+	if err != nil {
+		return nil, err
+	}
+	infra.Health.Add("kafka", pinger.Check)
+	infra.OnStop(func() { _ = pinger.Close() })
 
-	mqtt, err := devstack.StartMQTT(devstack.MQTTConfig{
+	mqttBroker, err := devstack.StartMQTT(devstack.MQTTConfig{
 		Addr: st.addr("mqtt"), Dir: filepath.Join(cfg.DataDir, "mqtt"),
 		ServiceUser: st.platform.MQTTServiceUser, ServicePassword: secret,
 	}, log.Named("mqtt"))
 	if err != nil {
 		return nil, err
 	}
-	st.closers = append(st.closers, func() { _ = mqtt.Run(canceled()) })
-	st.add("mqtt", "mqtt", mqtt.Addr)
-	infra.Go("mqtt", mqtt.Run)
-	infra.Health.Add("mqtt", mqtt.Check)
+	st.closers = append(st.closers, func() { _ = mqttBroker.Run(canceled()) })
+	st.add("mqtt", "mqtt", mqttBroker.Addr)
+	infra.Go("mqtt", mqttBroker.Run)
+	infra.Health.Add("mqtt", mqttBroker.Check)
 	infraOps, err := st.listen("devstack", "ops")
 	if err != nil {
 		return nil, err

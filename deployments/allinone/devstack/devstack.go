@@ -75,9 +75,6 @@ func (k *Kafka) Run(ctx context.Context) error {
 	return nil
 }
 
-// Check reports whether the broker accepts connections.
-func (k *Kafka) Check(ctx context.Context) error { return dialCheck(ctx, k.Addr) }
-
 // MQTTConfig configures the embedded MQTT broker.
 type MQTTConfig struct {
 	// Addr is host:port; port 0 picks a free one.
@@ -141,11 +138,9 @@ func (m *MQTT) Run(ctx context.Context) error {
 }
 
 // Check reports whether the broker accepts connections.
-func (m *MQTT) Check(ctx context.Context) error { return dialCheck(ctx, m.Addr) }
-
-func dialCheck(ctx context.Context, addr string) error {
+func (m *MQTT) Check(ctx context.Context) error {
 	d := net.Dialer{Timeout: time.Second}
-	c, err := d.DialContext(ctx, "tcp", addr)
+	c, err := d.DialContext(ctx, "tcp", m.Addr)
 	if err != nil {
 		return err
 	}
