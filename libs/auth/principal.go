@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/comfortech/platform/libs/logging"
 )
 
 // Role names and the client whose roles are the application roles (§4).
@@ -97,8 +99,13 @@ func (p *Principal) GoString() string { return p.String() }
 
 type principalKey struct{}
 
-// WithPrincipal returns a copy of ctx carrying p.
+// WithPrincipal returns a copy of ctx carrying p. It also adds p's account
+// id to the call's log fields (logging.AddFields), so that the access log
+// of the call names the account.
 func WithPrincipal(ctx context.Context, p *Principal) context.Context {
+	if p != nil {
+		logging.AddFields(ctx, logging.AccountID(p.Subject))
+	}
 	return context.WithValue(ctx, principalKey{}, p)
 }
 

@@ -10,6 +10,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 
 	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
@@ -55,19 +56,40 @@ func New(cfg Config, service string) (*zap.Logger, error) {
 
 type fieldsKey struct{}
 
-// WithFields returns a context whose logger fields include fields, for
-// values learnt during a call (the account id once the token is verified).
-func WithFields(ctx context.Context, fields ...zap.Field) context.Context {
-	prev, _ := ctx.Value(fieldsKey{}).([]zap.Field)
-	all := make([]zap.Field, 0, len(prev)+len(fields))
-	all = append(append(all, prev...), fields...)
-	return context.WithValue(ctx, fieldsKey{}, all)
+// callFields holds the fields learnt while a call runs. It is shared by
+// every context derived from the call's, so that a field added deep inside
+// (the account id, once the token is verified) also reaches the access log
+// written by an outer interceptor or middleware.
+type callFields struct {
+	mu     sync.Mutex
+	fields []zap.Field
+}
+
+// WithCallFields returns a context that collects the fields of one call.
+// Servers call it first thing for every request.
+func WithCallFields(ctx context.Context) context.Context {
+	return context.WithValue(ctx, fieldsKey{}, &callFields{})
+}
+
+// AddFields adds fields to the call of ctx; without WithCallFields earlier
+// in the chain it does nothing.
+func AddFields(ctx context.Context, fields ...zap.Field) {
+	if cf, ok := ctx.Value(fieldsKey{}).(*callFields); ok {
+		cf.mu.Lock()
+		cf.fields = append(cf.fields, fields...)
+		cf.mu.Unlock()
+	}
 }
 
 // Fields returns the call's fields: request_id and trace_id when known, then
-// those added with WithFields.
+// those added with AddFields.
 func Fields(ctx context.Context) []zap.Field {
-	extra, _ := ctx.Value(fieldsKey{}).([]zap.Field)
+	var extra []zap.Field
+	if cf, ok := ctx.Value(fieldsKey{}).(*callFields); ok {
+		cf.mu.Lock()
+		extra = append(extra, cf.fields...)
+		cf.mu.Unlock()
+	}
 	fields := make([]zap.Field, 0, 2+len(extra))
 	if id := requestid.From(ctx); id != "" {
 		fields = append(fields, zap.String("request_id", id))

@@ -33,8 +33,12 @@ func TestCallFields(t *testing.T) {
 	sid, _ := trace.SpanIDFromHex("00f067aa0ba902b7")
 	ctx := trace.ContextWithSpanContext(context.Background(),
 		trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: sid}))
-	ctx = requestid.With(ctx, "req-1")
-	ctx = logging.WithFields(ctx, logging.AccountID("acc-1"))
+	ctx = logging.WithCallFields(requestid.With(ctx, "req-1"))
+	// A field added in a context derived from the call's reaches a logger
+	// built from the call's own context, as an access log's is.
+	inner, cancel := context.WithCancel(ctx)
+	logging.AddFields(inner, logging.AccountID("acc-1"))
+	cancel()
 
 	logging.For(ctx, base).Info("hello", logging.Phone("phone", "+79516519741"))
 

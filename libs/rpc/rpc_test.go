@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -16,6 +17,7 @@ import (
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/comfortech/platform/libs/health"
+	"github.com/comfortech/platform/libs/logging"
 	"github.com/comfortech/platform/libs/metrics"
 	"github.com/comfortech/platform/libs/requestid"
 	"github.com/comfortech/platform/libs/rpc"
@@ -33,6 +35,9 @@ var probeDesc = grpc.ServiceDesc{
 		{MethodName: "Slow", Handler: unary(func(ctx context.Context) (any, error) {
 			time.Sleep(200 * time.Millisecond)
 			return wrapperspb.String(requestid.From(ctx)), nil
+		})},
+		{MethodName: "Missing", Handler: unary(func(context.Context) (any, error) {
+			return nil, status.Error(codes.NotFound, "device not found")
 		})},
 		{MethodName: "Deadline", Handler: unary(func(ctx context.Context) (any, error) {
 			dl, ok := ctx.Deadline()
@@ -59,10 +64,10 @@ func unary(fn func(ctx context.Context) (any, error)) func(any, context.Context,
 	}
 }
 
-func start(t *testing.T) (*grpc.ClientConn, context.CancelFunc, <-chan error) {
+func start(t *testing.T, log *zap.Logger, opts ...rpc.ServerOption) (*grpc.ClientConn, context.CancelFunc, <-chan error) {
 	t.Helper()
 	reg := metrics.New()
-	srv, err := rpc.NewServer(zap.NewNop(), reg, health.New(time.Second))
+	srv, err := rpc.NewServer(log, reg, health.New(time.Second), opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +89,7 @@ func start(t *testing.T) (*grpc.ClientConn, context.CancelFunc, <-chan error) {
 
 func TestServer(t *testing.T) {
 	t.Parallel()
-	conn, _, _ := start(t)
+	conn, _, _ := start(t, zap.NewNop())
 	ctx := t.Context()
 
 	t.Run("panic becomes Internal and the server lives on", func(t *testing.T) {
@@ -136,7 +141,7 @@ func TestServer(t *testing.T) {
 
 func TestServeFinishesInFlightCalls(t *testing.T) {
 	t.Parallel()
-	conn, cancel, done := start(t)
+	conn, cancel, done := start(t, zap.NewNop())
 	errc := make(chan error, 1)
 	go func() {
 		errc <- conn.Invoke(t.Context(), "/test.Probe/Slow", &emptypb.Empty{}, &wrapperspb.StringValue{})
@@ -153,5 +158,38 @@ func TestServeFinishesInFlightCalls(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("Serve did not return")
+	}
+}
+
+// TestAccessLogNamesTheAccount checks that a field an inner interceptor
+// learns (the account id, added by authentication) reaches the access log
+// line written by the outer logging interceptor.
+func TestAccessLogNamesTheAccount(t *testing.T) {
+	t.Parallel()
+	core, logs := observer.New(zap.DebugLevel)
+	authLike := func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		logging.AddFields(ctx, logging.AccountID("acc-9"))
+		return handler(ctx, req)
+	}
+	conn, _, _ := start(t, zap.New(core), rpc.WithServerInterceptors(authLike, nil))
+	err := conn.Invoke(requestid.With(t.Context(), "rid-9"), "/test.Probe/Missing", &emptypb.Empty{}, &emptypb.Empty{})
+	if status.Code(err) != codes.NotFound {
+		t.Fatalf("got %v", err)
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		for _, e := range logs.All() {
+			f := e.ContextMap()
+			if f["grpc.code"] == "NotFound" {
+				if f["account_id"] != "acc-9" || f["request_id"] != "rid-9" || e.Level != zap.InfoLevel {
+					t.Fatalf("access log %v: %v", e.Level, f)
+				}
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no access log line for the call: %v", logs.All())
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

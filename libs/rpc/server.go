@@ -85,6 +85,7 @@ func NewServer(log *zap.Logger, reg *metrics.Registry, checker *health.Checker, 
 	srvMetrics := reg.GRPCServer()
 
 	unary := append([]grpc.UnaryServerInterceptor{
+		callFieldsUnary,
 		requestid.UnaryServerInterceptor(),
 		srvMetrics.UnaryServerInterceptor(),
 		grpclog.UnaryServerInterceptor(interceptorLogger(log), logOpts...),
@@ -92,6 +93,7 @@ func NewServer(log *zap.Logger, reg *metrics.Registry, checker *health.Checker, 
 	}, o.unary...)
 	unary = append(unary, pvmw.UnaryServerInterceptor(validator))
 	stream := append([]grpc.StreamServerInterceptor{
+		callFieldsStream,
 		requestid.StreamServerInterceptor(),
 		srvMetrics.StreamServerInterceptor(),
 		grpclog.StreamServerInterceptor(interceptorLogger(log), logOpts...),
@@ -108,6 +110,24 @@ func NewServer(log *zap.Logger, reg *metrics.Registry, checker *health.Checker, 
 	reflection.Register(srv)
 	return srv, nil
 }
+
+// callFieldsUnary starts the call's log fields, which later interceptors
+// (authentication) fill and the logging interceptor writes.
+func callFieldsUnary(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	return handler(logging.WithCallFields(ctx), req)
+}
+
+// callFieldsStream is callFieldsUnary for streams.
+func callFieldsStream(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	return handler(srv, &fieldsStream{ServerStream: ss, ctx: logging.WithCallFields(ss.Context())})
+}
+
+type fieldsStream struct {
+	grpc.ServerStream
+	ctx context.Context
+}
+
+func (s *fieldsStream) Context() context.Context { return s.ctx }
 
 // serverLevel logs successful calls at debug level only: a busy service
 // must not write a line per request in production.

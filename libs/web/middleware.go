@@ -23,6 +23,14 @@ func Chain(h http.Handler, mw ...Middleware) http.Handler {
 	return h
 }
 
+// CallFields starts the request's log fields, which inner middleware
+// (authentication) fills and AccessLog writes.
+func CallFields(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		next.ServeHTTP(w, r.WithContext(logging.WithCallFields(r.Context())))
+	})
+}
+
 // Recover turns a panic in a handler into a 500 envelope and an error log
 // with the stack, instead of a dropped connection.
 func Recover(log *zap.Logger) Middleware {

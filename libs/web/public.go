@@ -34,9 +34,9 @@ func NewGateway(spec []byte, opts ...runtime.ServeMuxOption) *Gateway {
 }
 
 // Handler wraps the gateway's routes with the middleware every public
-// server uses, outermost first: request id, access log, panic recovery,
-// body limit, then mw (authentication).
+// server uses, outermost first: request id, call log fields, access log,
+// panic recovery, body limit, then mw (authentication).
 func (g *Gateway) Handler(log *zap.Logger, bodyLimit int64, mw ...Middleware) http.Handler {
-	all := append([]Middleware{requestid.Middleware, AccessLog(log), Recover(log), LimitBody(bodyLimit)}, mw...)
+	all := append([]Middleware{requestid.Middleware, CallFields, AccessLog(log), Recover(log), LimitBody(bodyLimit)}, mw...)
 	return Chain(g.Routes, all...)
 }
