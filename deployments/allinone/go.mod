@@ -4,6 +4,7 @@ go 1.26.0
 
 require (
 	github.com/IBM/sarama v1.61.1
+	github.com/comfortech/platform/deployments/allinone/devstack v0.0.0-00010101000000-000000000000
 	github.com/comfortech/platform/gateways/admin v0.0.0-00010101000000-000000000000
 	github.com/comfortech/platform/gateways/auth v0.0.0-00010101000000-000000000000
 	github.com/comfortech/platform/gateways/main v0.0.0-00010101000000-000000000000
@@ -12,10 +13,7 @@ require (
 	github.com/comfortech/platform/services/device v0.0.0-00010101000000-000000000000
 	github.com/comfortech/platform/services/notify v0.0.0-00010101000000-000000000000
 	github.com/eclipse/paho.mqtt.golang v1.5.1
-	github.com/mochi-mqtt/server/v2 v2.7.9
-	github.com/twmb/franz-go/pkg/kfake v0.0.0-20260918054303-01f206a7e32c
 	go.uber.org/zap v1.28.0
-	go.uber.org/zap/exp v0.3.0
 )
 
 require (
@@ -54,6 +52,7 @@ require (
 	github.com/klauspost/compress v1.20.3 // indirect
 	github.com/kr/pretty v0.3.1 // indirect
 	github.com/kr/text v0.2.0 // indirect
+	github.com/mochi-mqtt/server/v2 v2.7.9 // indirect
 	github.com/munnerz/goautoneg v0.0.0-20191010083416-a7dc8b61c822 // indirect
 	github.com/oklog/run v1.2.0 // indirect
 	github.com/pierrec/lz4/v4 v4.1.33 // indirect
@@ -63,13 +62,15 @@ require (
 	github.com/prometheus/common v0.72.0 // indirect
 	github.com/prometheus/procfs v0.22.0 // indirect
 	github.com/rcrowley/go-metrics v0.0.0-20250401214520-65e299d6c5c9 // indirect
-	github.com/rogpeppe/go-internal v1.9.0 // indirect
+	github.com/rogpeppe/go-internal v1.14.1 // indirect
 	github.com/rs/xid v1.4.0 // indirect
 	github.com/twmb/franz-go v1.22.2 // indirect
+	github.com/twmb/franz-go/pkg/kfake v0.0.0-20260918054303-01f206a7e32c // indirect
 	github.com/twmb/franz-go/pkg/kmsg v1.15.0 // indirect
 	go.opentelemetry.io/otel v1.47.0 // indirect
 	go.opentelemetry.io/otel/trace v1.47.0 // indirect
 	go.uber.org/multierr v1.11.0 // indirect
+	go.uber.org/zap/exp v0.3.0 // indirect
 	go.yaml.in/yaml/v3 v3.0.5 // indirect
 	golang.org/x/crypto v0.58.0 // indirect
 	golang.org/x/exp v0.0.0-20261014143641-f0251eb4aa3e // indirect
@@ -85,6 +86,7 @@ require (
 )
 
 replace (
+	github.com/comfortech/platform/deployments/allinone/devstack => ./devstack
 	github.com/comfortech/platform/gateways/admin => ../../gateways/admin
 	github.com/comfortech/platform/gateways/auth => ../../gateways/auth
 	github.com/comfortech/platform/gateways/main => ../../gateways/main
