@@ -85,10 +85,19 @@ func Middleware(v *Verifier, onError func(http.ResponseWriter, *http.Request, er
 // RequireRole rejects requests whose principal (set by Middleware) lacks role,
 // passing onError a PermissionDenied status error (Unauthenticated when there
 // is no principal at all). A nil onError writes a plain-text 403 or 401.
-func RequireRole(role string, onError func(http.ResponseWriter, *http.Request, error)) func(http.Handler) http.Handler {
+// WithPublicPaths exempts paths, as for Middleware.
+func RequireRole(role string, onError func(http.ResponseWriter, *http.Request, error), opts ...MiddlewareOption) func(http.Handler) http.Handler {
+	var cfg middlewareConfig
+	for _, o := range opts {
+		o(&cfg)
+	}
 	fail := errorHandler(onError)
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if cfg.isPublic(r.URL.Path) {
+				next.ServeHTTP(w, r)
+				return
+			}
 			if err := Authorize(r.Context(), role); err != nil {
 				fail(w, r, StatusError(err))
 				return

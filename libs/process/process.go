@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 
+	"github.com/comfortech/platform/libs/auth"
 	"github.com/comfortech/platform/libs/health"
 	"github.com/comfortech/platform/libs/lifecycle"
 	"github.com/comfortech/platform/libs/metrics"
@@ -146,4 +147,15 @@ func (p *Process) GRPCServer(addr string, given net.Listener, opts ...rpc.Server
 	}
 	p.ServeGRPC(l, srv)
 	return srv, nil
+}
+
+// Verifier starts the token verifier of s, stopping with ctx, and makes the
+// process ready only once the identity provider's keys are loaded.
+func (p *Process) Verifier(ctx context.Context, s auth.Settings) (*auth.Verifier, error) {
+	v, err := s.NewVerifier(ctx, p.Log)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", p.Name, err)
+	}
+	p.Health.Add("identity", v.Ready)
+	return v, nil
 }

@@ -24,6 +24,7 @@ import (
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/status"
 
+	"github.com/comfortech/platform/libs/auth"
 	"github.com/comfortech/platform/libs/health"
 	"github.com/comfortech/platform/libs/logging"
 	"github.com/comfortech/platform/libs/metrics"
@@ -196,3 +197,13 @@ func Serve(ctx context.Context, l net.Listener, srv *grpc.Server, drain time.Dur
 	}
 	return nil
 }
+
+// WithAuth authenticates every call (but health and reflection) with v and
+// enforces opts' per-method roles.
+func WithAuth(v *auth.Verifier, opts ...auth.GRPCOption) ServerOption {
+	return WithServerInterceptors(auth.UnaryServerInterceptor(v, opts...), auth.StreamServerInterceptor(v, opts...))
+}
+
+// ServicePrefix is the method-name prefix of every RPC of the service that
+// desc describes ("/pkg.v1.Service/"), as auth.WithMethodRoles expects.
+func ServicePrefix(desc *grpc.ServiceDesc) string { return "/" + desc.ServiceName + "/" }
