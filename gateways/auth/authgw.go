@@ -1,45 +1,158 @@
 // Package authgw is the identity gateway (the original Pyrador): registration, login, tokens, one-time codes and account management, all through Keycloak.
 //
-// Run serves the gateway's REST API, its OpenAPI document at
-// /docs/openapi.json and its ops listener, and returns when ctx ends after a
-// graceful drain.
+// Run serves the gateway's REST API (AuthService and UserAdminService of
+// comfortech.auth.v1, in-process through grpc-gateway), its OpenAPI
+// document at /docs/openapi.json and its ops listener, and returns when ctx
+// ends after a graceful drain.
+//
+// Registration, login, refresh, logout and the one-time-code endpoints are
+// public; everything else needs a bearer token of the realm, and
+// /v1/admin/... the admin role.
 package authgw
 
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"go.uber.org/zap"
 
-	"github.com/comfortech/platform/libs/logging"
+	"github.com/comfortech/platform/gateways/auth/devsink"
+	"github.com/comfortech/platform/gateways/auth/internal/accountevents"
+	"github.com/comfortech/platform/gateways/auth/internal/app"
+	"github.com/comfortech/platform/gateways/auth/internal/clientip"
+	"github.com/comfortech/platform/gateways/auth/internal/grpcapi"
+	"github.com/comfortech/platform/gateways/auth/internal/keycloak"
+	"github.com/comfortech/platform/gateways/auth/internal/otpstore"
+	"github.com/comfortech/platform/gateways/auth/internal/ratelimit"
+	"github.com/comfortech/platform/libs/auth"
+	"github.com/comfortech/platform/libs/kafka"
 	"github.com/comfortech/platform/libs/process"
 	"github.com/comfortech/platform/libs/web"
+	authv1 "github.com/comfortech/platform/proto/comfortech/auth/v1"
 	"github.com/comfortech/platform/proto/openapi"
 )
 
-// Config is the gateway's whole configuration, read from the environment once.
-type Config struct {
-	// HTTPAddr is the address of the public REST API.
-	HTTPAddr string `env:"HTTP_ADDR" envDefault:":8081"`
-	// OpsAddr is the address of /healthz, /readyz and /metrics.
-	OpsAddr string `env:"OPS_ADDR" envDefault:":9081"`
-	// BodyLimit bounds request bodies, in bytes.
-	BodyLimit int64 `env:"HTTP_BODY_LIMIT" envDefault:"1048576"`
-	// HTTP holds server timeouts and the drain timeout.
-	HTTP web.ServerConfig
-	// Log selects the log level and format.
-	Log logging.Config
+// publicPaths need no token: a caller who has none yet must be able to get
+// one, and the API documentation is public.
+func publicPaths() []string {
+	return []string{
+		"/v1/auth/register", "/v1/auth/login", "/v1/auth/refresh", "/v1/auth/logout",
+		"/v1/auth/otp/send", "/v1/auth/otp/verify", "/docs",
+	}
 }
 
 // Run serves the gateway until ctx ends.
 func Run(ctx context.Context, cfg Config, log *zap.Logger, opts ...process.Option) error {
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("auth gateway: config: %w", err)
+	}
+	cfg = cfg.withDefaults()
 	ls := process.Apply(opts)
 	p := process.New("auth-gateway", log, process.Config{OpsAddr: cfg.OpsAddr, HTTP: cfg.HTTP})
-	l, err := process.Listen(cfg.HTTPAddr, ls.HTTP)
+
+	idp, err := keycloak.New(keycloak.Config{
+		BaseURL: cfg.KeycloakURL, Realm: cfg.KeycloakRealm, AppClient: cfg.KeycloakAppClient,
+		ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret.Reveal(), Timeout: cfg.KeycloakTimeout,
+	})
+	if err != nil {
+		return fmt.Errorf("auth gateway: %w", err)
+	}
+	p.Health.Add("keycloak", idp.Ping)
+
+	verifier, err := auth.NewVerifier(ctx, auth.Config{
+		Issuer:         cfg.KeycloakIssuer,
+		AllowedClients: []string{cfg.KeycloakAppClient, cfg.KeycloakAdminClient},
+		AppClient:      cfg.KeycloakAppClient,
+		Logger:         log,
+	})
+	if err != nil {
+		return fmt.Errorf("auth gateway: %w", err)
+	}
+	p.Health.Add("identity-keys", verifier.Ready)
+
+	kcfg := kafka.Config{Brokers: cfg.KafkaBrokers, ClientID: "auth-gateway", DialTimeout: 5 * time.Second}
+	km, err := kafka.NewMetrics(p.Metrics)
+	if err != nil {
+		return fmt.Errorf("auth gateway: %w", err)
+	}
+	producer, err := kafka.NewProducer(kcfg, log, km)
+	if err != nil {
+		return fmt.Errorf("auth gateway: %w", err)
+	}
+	// Closed after every server has drained, so no request in flight loses
+	// its event.
+	defer func() { _ = producer.Close() }()
+	pinger, err := kafka.NewPinger(kcfg)
+	if err != nil {
+		return fmt.Errorf("auth gateway: %w", err)
+	}
+	defer func() { _ = pinger.Close() }()
+	p.Health.Add("kafka", pinger.Check)
+
+	perPhone, perIP, err := limiters(cfg)
+	if err != nil {
+		return fmt.Errorf("auth gateway: %w", err)
+	}
+	sender := cfg.CodeSender
+	if sender == nil {
+		sender = devsink.New(0)
+		log.Warn("one-time codes are kept in memory, not sent: no SMS sender is configured yet")
+	}
+	svc, err := app.New(app.Deps{
+		IdP: idp, Events: accountevents.New(producer, cfg.KafkaPublishTimeout),
+		PerPhone: perPhone, PerIP: perIP, Codes: otpstore.New(0, nil), Sender: sender, Log: log,
+	}, app.Config{OTPTTL: cfg.OTPTTL, OTPMaxAttempts: cfg.OTPMaxAttempts, OTPResendInterval: cfg.OTPResendInterval})
+	if err != nil {
+		return fmt.Errorf("auth gateway: %w", err)
+	}
+	api, err := grpcapi.New(svc, log)
 	if err != nil {
 		return fmt.Errorf("auth gateway: %w", err)
 	}
 	gw := web.NewGateway(openapi.Auth)
-	p.ServeHTTP("auth", l, gw.Handler(log, cfg.BodyLimit))
+	if err := authv1.RegisterAuthServiceHandlerServer(ctx, gw.API, api.Auth()); err != nil {
+		return fmt.Errorf("auth gateway: %w", err)
+	}
+	if err := authv1.RegisterUserAdminServiceHandlerServer(ctx, gw.API, api.UserAdmin()); err != nil {
+		return fmt.Errorf("auth gateway: %w", err)
+	}
+	ips, err := clientip.New(cfg.TrustedProxies)
+	if err != nil {
+		return fmt.Errorf("auth gateway: %w", err)
+	}
+
+	l, err := process.Listen(cfg.HTTPAddr, ls.HTTP)
+	if err != nil {
+		return fmt.Errorf("auth gateway: %w", err)
+	}
+	p.ServeHTTP("auth", l, gw.Handler(log, cfg.BodyLimit,
+		ips.Middleware,
+		auth.Middleware(verifier, web.WriteError, auth.WithPublicPaths(publicPaths()...)),
+	))
+	log.Info("auth gateway configured",
+		zap.String("keycloak", cfg.KeycloakURL), zap.String("realm", cfg.KeycloakRealm),
+		zap.String("issuer", cfg.KeycloakIssuer), zap.String("client_id", cfg.ClientID),
+		zap.Stringer("client_secret", cfg.ClientSecret), zap.Strings("kafka", cfg.KafkaBrokers),
+		zap.String("rate_limit_per_phone", cfg.RateLimitPerPhone), zap.String("rate_limit_per_ip", cfg.RateLimitPerIP))
 	return p.Run(ctx, ls.Ops)
+}
+
+// limiters builds the per-phone and per-IP limiters of cfg.
+func limiters(cfg Config) (perPhone, perIP *ratelimit.Limiter, err error) {
+	phone, err := ratelimit.ParseLimit(cfg.RateLimitPerPhone)
+	if err != nil {
+		return nil, nil, fmt.Errorf("RATE_LIMIT_PER_PHONE: %w", err)
+	}
+	ip, err := ratelimit.ParseLimit(cfg.RateLimitPerIP)
+	if err != nil {
+		return nil, nil, fmt.Errorf("RATE_LIMIT_PER_IP: %w", err)
+	}
+	if perPhone, err = ratelimit.New(phone, 0); err != nil {
+		return nil, nil, err
+	}
+	if perIP, err = ratelimit.New(ip, 0); err != nil {
+		return nil, nil, err
+	}
+	return perPhone, perIP, nil
 }

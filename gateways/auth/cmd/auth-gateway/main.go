@@ -1,5 +1,5 @@
 // Command auth-gateway runs the auth gateway. See package authgw for what it
-// does and the README for its configuration.
+// does and README.md beside this module for its configuration.
 package main
 
 import (
