@@ -12,12 +12,16 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/comfortech/platform/deployments/allinone"
+	"github.com/comfortech/platform/deployments/allinone/devstack/idp/idptest"
 )
 
 func start(t *testing.T, dir string) (*allinone.Platform, context.CancelFunc) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(t.Context())
-	p, err := allinone.Start(ctx, allinone.Config{DataDir: dir, Host: "127.0.0.1", EphemeralPorts: true, KafkaPartitions: 1}, zaptest.NewLogger(t))
+	p, err := allinone.Start(ctx, allinone.Config{
+		DataDir: dir, Host: "127.0.0.1", EphemeralPorts: true, KafkaPartitions: 1,
+		RealmFile: idptest.RealmFile(t), AdminPassword: "Admin-Passw0rd",
+	}, zaptest.NewLogger(t))
 	if err != nil {
 		cancel()
 		t.Fatal(err)

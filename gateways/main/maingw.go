@@ -11,6 +11,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/comfortech/platform/libs/auth"
 	"github.com/comfortech/platform/libs/logging"
 	"github.com/comfortech/platform/libs/process"
 	"github.com/comfortech/platform/libs/web"
@@ -27,6 +28,8 @@ type Config struct {
 	BodyLimit int64 `env:"HTTP_BODY_LIMIT" envDefault:"1048576"`
 	// HTTP holds server timeouts and the drain timeout.
 	HTTP web.ServerConfig
+	// Auth locates the identity provider and lists the accepted clients.
+	Auth auth.Settings
 	// Log selects the log level and format.
 	Log logging.Config
 }
@@ -35,11 +38,17 @@ type Config struct {
 func Run(ctx context.Context, cfg Config, log *zap.Logger, opts ...process.Option) error {
 	ls := process.Apply(opts)
 	p := process.New("main-gateway", log, process.Config{OpsAddr: cfg.OpsAddr, HTTP: cfg.HTTP})
+	v, err := p.Verifier(ctx, cfg.Auth)
+	if err != nil {
+		return err
+	}
 	l, err := process.Listen(cfg.HTTPAddr, ls.HTTP)
 	if err != nil {
 		return fmt.Errorf("main gateway: %w", err)
 	}
+	docs := auth.WithPublicPaths("/docs")
+	guard := []web.Middleware{auth.Middleware(v, web.WriteError, docs)}
 	gw := web.NewGateway(openapi.Main)
-	p.ServeHTTP("main", l, gw.Handler(log, cfg.BodyLimit))
+	p.ServeHTTP("main", l, gw.Handler(log, cfg.BodyLimit, guard...))
 	return p.Run(ctx, ls.Ops)
 }

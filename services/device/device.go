@@ -1,7 +1,8 @@
 // Package device is the device service (the original Goose): the MQTT side of the platform — device credentials, telemetry ingest, presence, commands and desired-state sync.
 //
-// Run starts the service's gRPC server (with grpc.health.v1 and reflection)
-// and its ops listener, and returns when ctx ends after a graceful drain.
+// Run starts the service's gRPC server (with grpc.health.v1 and reflection),
+// every call authenticated by its bearer token and authorized by role, and
+// its ops listener, and returns when ctx ends after a graceful drain.
 package device
 
 import (
@@ -10,8 +11,10 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/comfortech/platform/libs/auth"
 	"github.com/comfortech/platform/libs/logging"
 	"github.com/comfortech/platform/libs/process"
+	"github.com/comfortech/platform/libs/rpc"
 	"github.com/comfortech/platform/libs/web"
 )
 
@@ -23,6 +26,8 @@ type Config struct {
 	OpsAddr string `env:"OPS_ADDR" envDefault:":9072"`
 	// HTTP holds server timeouts and the drain timeout.
 	HTTP web.ServerConfig
+	// Auth locates the identity provider and lists the accepted clients.
+	Auth auth.Settings
 	// Log selects the log level and format.
 	Log logging.Config
 }
@@ -31,7 +36,11 @@ type Config struct {
 func Run(ctx context.Context, cfg Config, log *zap.Logger, opts ...process.Option) error {
 	ls := process.Apply(opts)
 	p := process.New("device", log, process.Config{OpsAddr: cfg.OpsAddr, HTTP: cfg.HTTP})
-	if _, err := p.GRPCServer(cfg.GRPCAddr, ls.GRPC); err != nil {
+	v, err := p.Verifier(ctx, cfg.Auth)
+	if err != nil {
+		return err
+	}
+	if _, err := p.GRPCServer(cfg.GRPCAddr, ls.GRPC, rpc.WithAuth(v, auth.WithMethodRoles(methodRoles))); err != nil {
 		return fmt.Errorf("device: %w", err)
 	}
 	return p.Run(ctx, ls.Ops)

@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 
 	"go.uber.org/zap"
 
@@ -23,6 +24,15 @@ func main() {
 			}
 			fmt.Fprintf(os.Stdout, "Comfortech is running (data in %s). Ctrl-C stops it.\n\n", cfg.DataDir)
 			p.PrintEndpoints(os.Stdout)
+			fmt.Fprintf(os.Stdout, "\nIdentity provider realm: %s\n", p.Issuer)
+			if p.AdminPasswordGenerated {
+				// Printed once, on the start that generated it; it stays in
+				// the data directory for the next starts.
+				fmt.Fprintf(os.Stdout, "Platform and identity-provider admin: admin / %s (generated; kept in %s)\n",
+					p.AdminPassword.Reveal(), filepath.Join(cfg.DataDir, "secrets", "admin-password"))
+			} else {
+				fmt.Fprintln(os.Stdout, "Platform and identity-provider admin: admin (password from COMFORT_ADMIN_PASSWORD or the data directory)")
+			}
 			return p.Wait()
 		})
 }

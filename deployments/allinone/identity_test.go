@@ -1,0 +1,172 @@
+package allinone_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"testing"
+	"time"
+)
+
+// call sends a JSON request to the platform and decodes the envelope.
+type call struct {
+	t    *testing.T
+	base string
+}
+
+type envelope struct {
+	Success bool            `json:"success"`
+	Data    json.RawMessage `json:"data"`
+	Error   struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+		Details []struct {
+			Field string `json:"field"`
+		} `json:"details"`
+	} `json:"error"`
+}
+
+func (c call) do(method, path, token string, body any) (int, envelope) {
+	c.t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, c.base+path, rd)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	var env envelope
+	if err := json.Unmarshal(raw, &env); err != nil {
+		c.t.Fatalf("%s %s: %d, not an envelope: %s", method, path, resp.StatusCode, raw)
+	}
+	return resp.StatusCode, env
+}
+
+type tokens struct {
+	AccessToken  string `json:"access_token"`
+	RefreshToken string `json:"refresh_token"`
+	ExpiresIn    int    `json:"expires_in"`
+	TokenType    string `json:"token_type"`
+}
+
+func (c call) tokens(path string, body any) tokens {
+	c.t.Helper()
+	code, env := c.do(http.MethodPost, path, "", body)
+	if code != http.StatusOK || !env.Success {
+		c.t.Fatalf("POST %s: %d %+v", path, code, env.Error)
+	}
+	var tk tokens
+	if err := json.Unmarshal(env.Data, &tk); err != nil {
+		c.t.Fatal(err)
+	}
+	if tk.AccessToken == "" || tk.RefreshToken == "" || tk.TokenType != "Bearer" || tk.ExpiresIn <= 0 {
+		c.t.Fatalf("POST %s answered %+v", path, tk)
+	}
+	return tk
+}
+
+func expect(t *testing.T, what string, code int, env envelope, wantCode int, wantError string) {
+	t.Helper()
+	if code != wantCode || env.Success || env.Error.Code != wantError {
+		t.Fatalf("%s: %d %s %q, want %d %s", what, code, env.Error.Code, env.Error.Message, wantCode, wantError)
+	}
+}
+
+// TestIdentityEndToEnd drives the identity flow through the running
+// platform with a plain HTTP client: register, login, /me, refresh,
+// logout, refresh refused; an admin disables the user and the login is
+// refused in the envelope; and the main and admin gateways guard every
+// path.
+func TestIdentityEndToEnd(t *testing.T) {
+	p, cancel := start(t, t.TempDir())
+	defer stop(t, p, cancel)
+	waitReady(t, p)
+	authAPI := call{t, "http://" + p.Addr("auth-gateway", "http")}
+	mainAPI := call{t, "http://" + p.Addr("main-gateway", "http")}
+	adminAPI := call{t, "http://" + p.Addr("admin-gateway", "http")}
+
+	phone := fmt.Sprintf("+7951%07d", time.Now().UnixNano()%10_000_000)
+	const password = "Comfort-2026"
+	reg := authAPI.tokens("/v1/auth/register", map[string]string{"phone": phone, "password": password, "name": "Anna"})
+	if reg.AccessToken == "" {
+		t.Fatal("register returned no token")
+	}
+	login := authAPI.tokens("/v1/auth/login", map[string]string{"username": phone, "password": password})
+
+	code, env := authAPI.do(http.MethodGet, "/v1/auth/me", login.AccessToken, nil)
+	var me struct {
+		User struct {
+			ID       string `json:"id"`
+			Username string `json:"username"`
+			Enabled  bool   `json:"enabled"`
+		} `json:"user"`
+	}
+	if err := json.Unmarshal(env.Data, &me); code != http.StatusOK || err != nil || me.User.Username != phone || !me.User.Enabled {
+		t.Fatalf("GET /me: %d %s", code, env.Data)
+	}
+
+	refreshed := authAPI.tokens("/v1/auth/refresh", map[string]string{"refresh_token": login.RefreshToken})
+	if code, env := authAPI.do(http.MethodPost, "/v1/auth/logout", "", map[string]string{"refresh_token": refreshed.RefreshToken}); code != http.StatusOK {
+		t.Fatalf("logout: %d %+v", code, env.Error)
+	}
+	code, env = authAPI.do(http.MethodPost, "/v1/auth/refresh", "", map[string]string{"refresh_token": refreshed.RefreshToken})
+	expect(t, "refresh after logout", code, env, http.StatusUnauthorized, "UNAUTHENTICATED")
+
+	admin := authAPI.tokens("/v1/auth/login", map[string]string{"username": "admin", "password": p.AdminPassword.Reveal()})
+	code, env = authAPI.do(http.MethodPost, "/v1/admin/users/"+me.User.ID+":disable", admin.AccessToken, map[string]string{"reason": "test"})
+	if code != http.StatusOK {
+		t.Fatalf("disable: %d %+v", code, env.Error)
+	}
+	code, env = authAPI.do(http.MethodPost, "/v1/auth/login", "", map[string]string{"username": phone, "password": password})
+	expect(t, "login of a disabled user", code, env, http.StatusForbidden, "PERMISSION_DENIED")
+
+	// The guard of the other gateways: anonymous calls are refused, the
+	// admin gateway takes only administrators, the documents are public.
+	other := authAPI.tokens("/v1/auth/register", map[string]string{"phone": phone[:len(phone)-1] + "9", "password": password})
+	for _, tc := range []struct {
+		api   call
+		path  string
+		token string
+		want  int
+		code  string
+	}{
+		{mainAPI, "/v1/devices", "", http.StatusUnauthorized, "UNAUTHENTICATED"},
+		{mainAPI, "/v1/devices", "not-a-token", http.StatusUnauthorized, "UNAUTHENTICATED"},
+		{adminAPI, "/v1/fleet/devices", "", http.StatusUnauthorized, "UNAUTHENTICATED"},
+		{adminAPI, "/v1/fleet/devices", other.AccessToken, http.StatusForbidden, "PERMISSION_DENIED"},
+		{authAPI, "/v1/admin/users", other.AccessToken, http.StatusForbidden, "PERMISSION_DENIED"},
+		{authAPI, "/v1/admin/users", "", http.StatusUnauthorized, "UNAUTHENTICATED"},
+	} {
+		code, env := tc.api.do(http.MethodGet, tc.path, tc.token, nil)
+		expect(t, tc.api.base+tc.path, code, env, tc.want, tc.code)
+	}
+	for _, api := range []call{mainAPI, adminAPI, authAPI} {
+		resp, err := http.Get(api.base + "/docs/openapi.json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("%s/docs/openapi.json: %d", api.base, resp.StatusCode)
+		}
+	}
+}
