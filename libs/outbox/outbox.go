@@ -22,18 +22,18 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/pressly/goose/v3"
 
 	"github.com/comfortech/platform/libs/kafka"
+	"github.com/comfortech/platform/libs/sqldb"
 )
 
 // Dialect selects the SQL flavour of the database holding the outbox.
-type Dialect string
+type Dialect = sqldb.Dialect
 
 // The supported dialects.
 const (
-	Postgres Dialect = "postgres"
-	SQLite   Dialect = "sqlite"
+	Postgres = sqldb.Postgres
+	SQLite   = sqldb.SQLite
 )
 
 // VersionTable is the goose version table Migrate uses, separate from the
@@ -60,18 +60,8 @@ func Migrate(ctx context.Context, db *sql.DB, d Dialect) error {
 	if err != nil {
 		return err
 	}
-	gd := goose.DialectPostgres
-	if d == SQLite {
-		gd = goose.DialectSQLite3
-	}
-	p, err := goose.NewProvider(gd, db, fsys,
-		goose.WithTableName(VersionTable),
-		goose.WithDisableGlobalRegistry(true))
-	if err != nil {
-		return fmt.Errorf("outbox: migrations: %w", err)
-	}
-	if _, err := p.Up(ctx); err != nil {
-		return fmt.Errorf("outbox: migrate: %w", err)
+	if err := sqldb.Migrate(ctx, db, d, fsys, VersionTable); err != nil {
+		return fmt.Errorf("outbox: %w", err)
 	}
 	return nil
 }
