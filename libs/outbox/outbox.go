@@ -22,7 +22,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-
 	"github.com/comfortech/platform/libs/kafka"
 	"github.com/comfortech/platform/libs/sqldb"
 )
