@@ -18,7 +18,7 @@ type Gateway struct {
 	// API receives the generated Register...Handler calls.
 	API *runtime.ServeMux
 	// Routes holds the non-gRPC routes: the API is mounted at "/", the
-	// OpenAPI document at /docs/openapi.json.
+	// OpenAPI document at /docs/openapi.json and its reader at /docs.
 	Routes *http.ServeMux
 }
 
@@ -30,8 +30,29 @@ func NewGateway(spec []byte, opts ...runtime.ServeMuxOption) *Gateway {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(spec)
 	})
+	g.Routes.HandleFunc("GET /docs", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		_, _ = w.Write(docsPage)
+	})
 	return g
 }
+
+// docsPage renders the OpenAPI document with Redoc, which the reader's
+// browser loads from its CDN; the document itself is served here.
+var docsPage = []byte(`<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Comfortech API</title>
+</head>
+<body>
+<redoc spec-url="/docs/openapi.json"></redoc>
+<noscript>The API reference needs JavaScript; the raw document is at <a href="/docs/openapi.json">/docs/openapi.json</a>.</noscript>
+<script src="https://cdn.redoc.ly/redoc/v2.5.0/bundles/redoc.standalone.js"></script>
+</body>
+</html>
+`)
 
 // Handler wraps the gateway's routes with the middleware every public
 // server uses, outermost first: request id, call log fields, access log,

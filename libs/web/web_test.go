@@ -269,6 +269,12 @@ func TestGatewayHandler(t *testing.T) {
 	}
 
 	rec = httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/docs", nil))
+	if rec.Code != 200 || !strings.Contains(rec.Body.String(), `spec-url="/docs/openapi.json"`) {
+		t.Fatalf("docs page: %d", rec.Code)
+	}
+
+	rec = httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/v1/unknown", nil))
 	f := decodeFailure(t, rec)
 	if rec.Code != 404 || f.RequestID == "" || rec.Header().Get(requestid.Header) != f.RequestID {
