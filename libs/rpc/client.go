@@ -8,6 +8,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
 
 	"github.com/comfortech/platform/libs/metrics"
@@ -87,5 +88,22 @@ func deadline(d time.Duration) grpc.UnaryClientInterceptor {
 			defer cancel()
 		}
 		return invoker(ctx, method, req, reply, cc, opts...)
+	}
+}
+
+// HealthCheck returns a readiness check that asks the peer behind conn for
+// its overall grpc.health.v1 status: a gateway is ready only when the
+// services it calls are.
+func HealthCheck(conn *grpc.ClientConn) func(context.Context) error {
+	client := healthpb.NewHealthClient(conn)
+	return func(ctx context.Context) error {
+		resp, err := client.Check(ctx, &healthpb.HealthCheckRequest{})
+		if err != nil {
+			return fmt.Errorf("%s: %w", conn.Target(), err)
+		}
+		if s := resp.GetStatus(); s != healthpb.HealthCheckResponse_SERVING {
+			return fmt.Errorf("%s: %s", conn.Target(), s)
+		}
+		return nil
 	}
 }

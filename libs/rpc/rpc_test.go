@@ -193,3 +193,19 @@ func TestAccessLogNamesTheAccount(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+func TestHealthCheck(t *testing.T) {
+	t.Parallel()
+	conn, cancel, done := start(t, zap.NewNop())
+	check := rpc.HealthCheck(conn)
+	if err := check(t.Context()); err != nil {
+		t.Fatalf("serving peer: %v", err)
+	}
+	cancel()
+	<-done
+	ctx, stop := context.WithTimeout(t.Context(), 2*time.Second)
+	defer stop()
+	if err := check(ctx); err == nil {
+		t.Fatal("a stopped peer reported ready")
+	}
+}

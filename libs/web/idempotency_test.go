@@ -61,11 +61,11 @@ func TestIdempotency(t *testing.T) {
 	}
 
 	tests := []struct {
-		name                        string
+		name                       string
 		account, method, path, key string
-		body                        string
-		want                        int
-		ran                         bool
+		body                       string
+		want                       int
+		ran                        bool
 	}{
 		{"different body is refused", "a", http.MethodPost, "/v1/homes", "k1", `{"name":"Other"}`, http.StatusUnprocessableEntity, false},
 		{"another account runs its own", "b", http.MethodPost, "/v1/homes", "k1", `{"name":"Home"}`, http.StatusCreated, true},
