@@ -149,23 +149,21 @@ func serverLevel(c codes.Code) grpclog.Level {
 // call's request id, trace id and account id.
 func interceptorLogger(log *zap.Logger) grpclog.Logger {
 	return grpclog.LoggerFunc(func(ctx context.Context, lvl grpclog.Level, msg string, fields ...any) {
-		l := logging.For(ctx, log)
-		var level zap.AtomicLevel
+		level := zap.ErrorLevel
 		switch lvl {
 		case grpclog.LevelDebug:
-			level = zap.NewAtomicLevelAt(zap.DebugLevel)
+			level = zap.DebugLevel
 		case grpclog.LevelInfo:
-			level = zap.NewAtomicLevelAt(zap.InfoLevel)
+			level = zap.InfoLevel
 		case grpclog.LevelWarn:
-			level = zap.NewAtomicLevelAt(zap.WarnLevel)
-		default:
-			level = zap.NewAtomicLevelAt(zap.ErrorLevel)
+			level = zap.WarnLevel
 		}
-		ce := l.Check(level.Level(), msg)
+		// Check before building fields: most successful calls log nothing.
+		ce := log.Check(level, msg)
 		if ce == nil {
 			return
 		}
-		zf := make([]zap.Field, 0, len(fields)/2)
+		zf := logging.Fields(ctx)
 		for i := 0; i+1 < len(fields); i += 2 {
 			key, _ := fields[i].(string)
 			zf = append(zf, zap.Any(key, fields[i+1]))
