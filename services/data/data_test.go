@@ -1,0 +1,395 @@
+package data_test
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"go.uber.org/zap/zaptest"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/structpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/comfortech/platform/deployments/allinone/devstack/idp/idptest"
+	"github.com/comfortech/platform/libs/auth"
+	"github.com/comfortech/platform/libs/kafka"
+	"github.com/comfortech/platform/libs/kafka/kafkatest"
+	"github.com/comfortech/platform/libs/process"
+	datav1 "github.com/comfortech/platform/proto/comfortech/data/v1"
+	eventsv1 "github.com/comfortech/platform/proto/comfortech/events/v1"
+	"github.com/comfortech/platform/services/data"
+	"github.com/comfortech/platform/services/data/internal/store/storetest"
+)
+
+// service is a running data service and its clients.
+type service struct {
+	conn    *grpc.ClientConn
+	idp     *idptest.Server
+	brokers []string
+	ops     string
+}
+
+// start runs the whole service (Run) on SQLite or PostgreSQL, with the
+// embedded identity provider and Kafka, until the test ends.
+func start(t *testing.T, databaseURL string) *service {
+	t.Helper()
+	idp := idptest.Start(t)
+	cluster := kafkatest.NewCluster(t)
+	grpcL, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	opsL, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := data.Config{
+		Auth:        auth.Settings{Issuer: idp.Issuer()},
+		DatabaseURL: databaseURL, KafkaBrokers: cluster.ListenAddrs(),
+		ClaimAttempts: 3, ClaimPeriod: time.Hour,
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- data.Run(ctx, cfg, zaptest.NewLogger(t), process.WithGRPCListener(grpcL), process.WithOpsListener(opsL))
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Error("Run did not return")
+		}
+	})
+	conn, err := grpc.NewClient(grpcL.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	s := &service{conn: conn, idp: idp, brokers: cluster.ListenAddrs(), ops: "http://" + opsL.Addr().String()}
+	eventually(t, "the service to be ready", func() bool {
+		resp, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{})
+		return err == nil && resp.GetStatus() == healthpb.HealthCheckResponse_SERVING
+	})
+	return s
+}
+
+func eventually(t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// as returns a context carrying token.
+func as(token string) context.Context {
+	return metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+token)
+}
+
+func code(t *testing.T, name string, err error, want codes.Code) *status.Status {
+	t.Helper()
+	st, _ := status.FromError(err)
+	if st.Code() != want {
+		t.Errorf("%s: %v, want %v", name, err, want)
+	}
+	return st
+}
+
+func must[T any](t *testing.T, name string) func(v T, err error) T {
+	return func(v T, err error) T {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		return v
+	}
+}
+
+// TestService drives the service through gRPC with real tokens: account
+// creation from account.events and the internal API, claims, sharing,
+// isolation, state, roles, error codes and the events it emits.
+func TestService(t *testing.T) {
+	t.Parallel()
+	for name, url := range map[string]func(t testing.TB) string{
+		"sqlite":   func(t testing.TB) string { return "sqlite:" + filepath.Join(t.TempDir(), "data.db") },
+		"postgres": storetest.PostgresURL,
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			testService(t, url(t))
+		})
+	}
+}
+
+func testService(t *testing.T, databaseURL string) {
+	s := start(t, databaseURL)
+	accounts := datav1.NewAccountServiceClient(s.conn)
+	homes := datav1.NewHomeServiceClient(s.conn)
+	devices := datav1.NewDeviceServiceClient(s.conn)
+	sharing := datav1.NewSharingServiceClient(s.conn)
+	states := datav1.NewDeviceStateServiceClient(s.conn)
+	models := datav1.NewDeviceModelServiceClient(s.conn)
+	internal := datav1.NewDataInternalServiceClient(s.conn)
+	svc := as(s.idp.ServiceToken(t, "comfortech-device"))
+	admin := as(s.idp.AdminLogin(t).AccessToken)
+
+	// Alice registers: the auth gateway's event creates her account.
+	alice := s.idp.CreateUser(t, "+79510000001")
+	aliceCtx := as(s.idp.Login(t, alice.Username, alice.Password).AccessToken)
+	_, err := accounts.GetMe(aliceCtx, &datav1.GetMeRequest{})
+	code(t, "GetMe before the account exists", err, codes.NotFound)
+	publish(t, s.brokers, &eventsv1.AccountRegistered{AccountId: alice.ID, Phone: "+79510000001", Name: "Alice", Locale: "ru"})
+	eventually(t, "the account from AccountRegistered", func() bool {
+		_, err := accounts.GetMe(aliceCtx, &datav1.GetMeRequest{})
+		return err == nil
+	})
+	me := must[*datav1.UpdateMeResponse](t, "UpdateMe")(accounts.UpdateMe(aliceCtx, &datav1.UpdateMeRequest{Email: ptr("alice@example.com")}))
+	if me.GetAccount().GetName() != "Alice" || me.GetAccount().GetEmail() != "alice@example.com" || me.GetAccount().GetLocale() != "ru" {
+		t.Errorf("alice: %v", me.GetAccount())
+	}
+
+	// Bob is created through the internal API, which users may not call.
+	bob := s.idp.CreateUser(t, "+79510000002")
+	bobCtx := as(s.idp.Login(t, bob.Username, bob.Password).AccessToken)
+	create := &datav1.CreateAccountRequest{AccountId: bob.ID, Phone: "+79510000002", Name: "Bob"}
+	_, err = internal.CreateAccount(bobCtx, create)
+	code(t, "CreateAccount with a user token", err, codes.PermissionDenied)
+	for i, want := range []bool{true, false} {
+		resp := must[*datav1.CreateAccountResponse](t, "CreateAccount")(internal.CreateAccount(svc, create))
+		if resp.GetCreated() != want {
+			t.Errorf("CreateAccount #%d created = %v", i, resp.GetCreated())
+		}
+	}
+	_, err = internal.CreateAccount(svc, &datav1.CreateAccountRequest{AccountId: uuid.NewString(), Phone: "+79510000002"})
+	code(t, "CreateAccount with a taken phone", err, codes.AlreadyExists)
+
+	// Models are for admins.
+	model := &datav1.DeviceModel{Id: "thermo-x1", Title: "Thermostat", Commands: []string{"reboot"},
+		DefaultAlertRules: []*datav1.AlertRuleTemplate{{Name: "Too cold", Condition: &datav1.AlertCondition{
+			Metric: "temperature", Operator: datav1.Operator_OPERATOR_LESS_THAN, Threshold: 10, Level: "warning"}}}}
+	_, err = models.PutDeviceModel(aliceCtx, &datav1.PutDeviceModelRequest{Model: model})
+	code(t, "PutDeviceModel as a user", err, codes.PermissionDenied)
+	must[*datav1.PutDeviceModelResponse](t, "PutDeviceModel")(models.PutDeviceModel(admin, &datav1.PutDeviceModelRequest{Model: model}))
+
+	// The device service registers a device; Alice claims it.
+	deviceID := uuid.NewString()
+	must[*datav1.RegisterDeviceResponse](t, "RegisterDevice")(internal.RegisterDevice(svc, &datav1.RegisterDeviceRequest{
+		DeviceId: deviceID, Serial: "SN-000001", Model: "thermo-x1", ClaimCode: "ABC-123-XYZ"}))
+	home := must[*datav1.CreateHomeResponse](t, "CreateHome")(homes.CreateHome(aliceCtx, &datav1.CreateHomeRequest{Name: "Flat"})).GetHome()
+	_, err = homes.CreateHome(aliceCtx, &datav1.CreateHomeRequest{Name: ""})
+	code(t, "CreateHome without a name", err, codes.InvalidArgument)
+	_, err = devices.ClaimDevice(aliceCtx, &datav1.ClaimDeviceRequest{Serial: "SN-000001", ClaimCode: "WRONG-CODE"})
+	code(t, "claim with a wrong code", err, codes.NotFound)
+	claimed := must[*datav1.ClaimDeviceResponse](t, "ClaimDevice")(devices.ClaimDevice(aliceCtx, &datav1.ClaimDeviceRequest{
+		Serial: "SN-000001", ClaimCode: "ABC-123-XYZ", HomeId: home.GetId()})).GetDevice()
+	if claimed.GetAccessRole() != datav1.AccessRole_ACCESS_ROLE_OWNER || claimed.GetName() != "Thermostat" || claimed.GetHomeId() != home.GetId() {
+		t.Errorf("claimed: %v", claimed)
+	}
+	// Claiming created the model's default alert rules.
+	rules := must[*datav1.ListAlertRulesResponse](t, "ListAlertRules")(
+		datav1.NewAlertRuleServiceClient(s.conn).ListAlertRules(aliceCtx, &datav1.ListAlertRulesRequest{DeviceId: deviceID}))
+	if len(rules.GetItems()) != 1 || rules.GetItems()[0].GetName() != "Too cold" {
+		t.Errorf("default rules after the claim: %v", rules.GetItems())
+	}
+	_, err = devices.ClaimDevice(bobCtx, &datav1.ClaimDeviceRequest{Serial: "SN-000001", ClaimCode: "ABC-123-XYZ"})
+	code(t, "claim a claimed device", err, codes.AlreadyExists)
+
+	// Bob cannot see it until Alice shares it, and then only as a member.
+	for name, call := range map[string]func() error{
+		"GetDevice": func() error {
+			_, err := devices.GetDevice(bobCtx, &datav1.GetDeviceRequest{DeviceId: deviceID})
+			return err
+		},
+		"GetDeviceState": func() error {
+			_, err := states.GetDeviceState(bobCtx, &datav1.GetDeviceStateRequest{DeviceId: deviceID})
+			return err
+		},
+		"ListShares": func() error {
+			_, err := sharing.ListShares(bobCtx, &datav1.ListSharesRequest{DeviceId: deviceID})
+			return err
+		},
+		"GetHome": func() error {
+			_, err := homes.GetHome(bobCtx, &datav1.GetHomeRequest{HomeId: home.GetId()})
+			return err
+		},
+	} {
+		code(t, name+" of another account's", call(), codes.NotFound)
+	}
+	share := must[*datav1.CreateShareResponse](t, "CreateShare")(sharing.CreateShare(aliceCtx, &datav1.CreateShareRequest{
+		DeviceId: deviceID, Phone: "+79510000002"})).GetShare()
+	if share.GetPhoneMasked() != "+7******0002" || share.GetName() != "Bob" {
+		t.Errorf("share: %v", share)
+	}
+	seen := must[*datav1.GetDeviceResponse](t, "member GetDevice")(devices.GetDevice(bobCtx, &datav1.GetDeviceRequest{DeviceId: deviceID})).GetDevice()
+	if seen.GetAccessRole() != datav1.AccessRole_ACCESS_ROLE_MEMBER || seen.GetHomeId() != "" {
+		t.Errorf("member's view: %v", seen)
+	}
+	_, err = devices.UpdateDevice(bobCtx, &datav1.UpdateDeviceRequest{DeviceId: deviceID, Name: ptr("Mine")})
+	code(t, "member renames", err, codes.PermissionDenied)
+	if access := must[*datav1.CheckDeviceAccessResponse](t, "CheckDeviceAccess")(internal.CheckDeviceAccess(svc,
+		&datav1.CheckDeviceAccessRequest{DeviceId: deviceID, AccountId: bob.ID})); access.GetRole() != datav1.AccessRole_ACCESS_ROLE_MEMBER || access.GetModel() != "thermo-x1" {
+		t.Errorf("CheckDeviceAccess: %v", access)
+	}
+
+	// State: the member commands, the app's stale write is aborted, the
+	// device reports, the delta shrinks.
+	patch, _ := structpb.NewStruct(map[string]any{"mode": "heat", "target": 21.5})
+	upd := must[*datav1.UpdateDesiredStateResponse](t, "UpdateDesiredState")(states.UpdateDesiredState(bobCtx,
+		&datav1.UpdateDesiredStateRequest{DeviceId: deviceID, Desired: patch, ExpectedVersion: ptr(int64(0))}))
+	if upd.GetState().GetDesired().GetVersion() != 1 || len(upd.GetState().GetDelta().GetFields()) != 2 {
+		t.Errorf("after desired update: %v", upd.GetState())
+	}
+	_, err = states.UpdateDesiredState(aliceCtx, &datav1.UpdateDesiredStateRequest{DeviceId: deviceID, Desired: patch, ExpectedVersion: ptr(int64(0))})
+	code(t, "stale expected_version", err, codes.Aborted)
+	reported, _ := structpb.NewStruct(map[string]any{"mode": "heat"})
+	rep := must[*datav1.ReportDeviceStateResponse](t, "ReportDeviceState")(internal.ReportDeviceState(svc, &datav1.ReportDeviceStateRequest{
+		DeviceId: deviceID, Reported: reported, ReportTime: timestamppb.Now()}))
+	if delta := rep.GetState().GetDelta().AsMap(); len(delta) != 1 || delta["target"] != 21.5 {
+		t.Errorf("delta after report: %v", delta)
+	}
+
+	// Bob's claim attempts run out (one spent above).
+	var last error
+	for range 3 {
+		_, last = devices.ClaimDevice(bobCtx, &datav1.ClaimDeviceRequest{Serial: "SN-000009", ClaimCode: "NOPE-NOPE"})
+	}
+	st := code(t, "claims beyond the limit", last, codes.ResourceExhausted)
+	if ri := retryInfo(st); ri == nil || ri.GetRetryDelay().AsDuration() <= 0 {
+		t.Errorf("rate-limit status lacks RetryInfo: %v", st.Details())
+	}
+
+	_, err = homes.DeleteHome(aliceCtx, &datav1.DeleteHomeRequest{HomeId: home.GetId()})
+	code(t, "delete a home with devices", err, codes.FailedPrecondition)
+	appended := must[*datav1.AppendTelemetryResponse](t, "AppendTelemetry")(internal.AppendTelemetry(svc, &datav1.AppendTelemetryRequest{Records: []*datav1.TelemetryRecord{{
+		DeviceId: deviceID, Seq: 1, Time: timestamppb.Now(), Metrics: map[string]float64{"temperature": 20}}}}))
+	if appended.GetAccepted() != 1 {
+		t.Errorf("AppendTelemetry accepted %d", appended.GetAccepted())
+	}
+	_, err = internal.AppendTelemetry(aliceCtx, &datav1.AppendTelemetryRequest{Records: []*datav1.TelemetryRecord{{
+		DeviceId: deviceID, Seq: 2, Time: timestamppb.Now(), Metrics: map[string]float64{"temperature": 20}}}})
+	code(t, "AppendTelemetry with a user token", err, codes.PermissionDenied)
+
+	// Bob deletes his account: the share ends, AccountDeleted goes out.
+	must[*datav1.DeleteMeResponse](t, "DeleteMe")(accounts.DeleteMe(bobCtx, &datav1.DeleteMeRequest{}))
+	_, err = devices.GetDevice(bobCtx, &datav1.GetDeviceRequest{DeviceId: deviceID})
+	code(t, "device after deleting the account", err, codes.NotFound)
+
+	// The events reached Kafka through the outbox, keyed and typed.
+	lifecycle := kafkatest.ReadTopic(t, s.brokers, "device.lifecycle", 5, 20*time.Second)
+	wantTypes(t, lifecycle, "comfortech.device.claimed.v1", "comfortech.device.shared.v1",
+		"comfortech.device.state.desired.v1", "comfortech.device.state.reported.v1", "comfortech.device.unshared.v1")
+	for _, m := range lifecycle {
+		if string(m.Key) != deviceID || m.Header(kafka.HeaderSource) != "/services/data" {
+			t.Errorf("lifecycle event %s: key %q source %q", m.Header(kafka.HeaderType), m.Key, m.Header(kafka.HeaderSource))
+		}
+	}
+	// account.events spreads accounts over partitions: order holds per key.
+	accountEvents := kafkatest.ReadTopic(t, s.brokers, "account.events", 5, 20*time.Second)
+	wantTypes(t, byKey(accountEvents, alice.ID), "comfortech.account.registered.v1", "comfortech.account.created.v1",
+		"comfortech.account.updated.v1")
+	wantTypes(t, byKey(accountEvents, bob.ID), "comfortech.account.created.v1", "comfortech.account.deleted.v1")
+
+	resp, err := http.Get(s.ops + "/readyz")
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Errorf("readyz: %v %v", resp, err)
+	}
+	if resp != nil {
+		_ = resp.Body.Close()
+	}
+}
+
+func wantTypes(t *testing.T, msgs []kafka.Message, types ...string) {
+	t.Helper()
+	if len(msgs) != len(types) {
+		t.Errorf("%d events, want %d", len(msgs), len(types))
+		return
+	}
+	for i, m := range msgs {
+		if got := m.Header(kafka.HeaderType); got != types[i] {
+			t.Errorf("event %d is %s, want %s", i, got, types[i])
+		}
+	}
+}
+
+// byKey returns the messages with key, in order.
+func byKey(msgs []kafka.Message, key string) []kafka.Message {
+	var out []kafka.Message
+	for _, m := range msgs {
+		if string(m.Key) == key {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+func retryInfo(st *status.Status) *errdetails.RetryInfo {
+	for _, d := range st.Details() {
+		if ri, ok := d.(*errdetails.RetryInfo); ok {
+			return ri
+		}
+	}
+	return nil
+}
+
+// publish sends an AccountRegistered as the auth gateway does.
+func publish(t *testing.T, brokers []string, ev *eventsv1.AccountRegistered) {
+	t.Helper()
+	p, err := kafka.NewProducer(kafkatest.Config(brokers), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = p.Close() }()
+	m, err := kafka.EncodeEvent(context.Background(), "account.events", kafka.Event{
+		Source: "/gateways/auth", Type: "comfortech.account.registered.v1", Key: ev.GetAccountId(), Data: ev})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Publish(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// TestConfig: the required settings are named when missing.
+func TestConfig(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		cfg  data.Config
+		want string
+	}{
+		{"no database", data.Config{KafkaBrokers: []string{"k:9092"}}, "DATABASE_URL"},
+		{"no kafka", data.Config{DatabaseURL: "sqlite:x.db"}, "KAFKA_BROKERS"},
+		{"negative attempts", data.Config{DatabaseURL: "sqlite:x.db", KafkaBrokers: []string{"k:9092"}, ClaimAttempts: -1}, "CLAIM_ATTEMPTS"},
+	} {
+		err := tc.cfg.Validate()
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want an error naming %s", tc.name, err, tc.want)
+		}
+		if err := data.Run(context.Background(), tc.cfg, zaptest.NewLogger(t)); err == nil {
+			t.Errorf("%s: Run started", tc.name)
+		}
+	}
+	if err := (data.Config{DatabaseURL: "sqlite:x.db", KafkaBrokers: []string{"k:9092"}}).Validate(); err != nil {
+		t.Errorf("valid config: %v", err)
+	}
+}
