@@ -28,11 +28,13 @@ import (
 	authgw "github.com/comfortech/platform/gateways/auth"
 	"github.com/comfortech/platform/gateways/auth/devsink"
 	maingw "github.com/comfortech/platform/gateways/main"
+	"github.com/comfortech/platform/libs/auth"
 	"github.com/comfortech/platform/libs/config"
 	"github.com/comfortech/platform/libs/kafka"
 	"github.com/comfortech/platform/libs/lifecycle"
 	"github.com/comfortech/platform/libs/logging"
 	"github.com/comfortech/platform/libs/process"
+	"github.com/comfortech/platform/libs/rpc"
 	"github.com/comfortech/platform/libs/web"
 	"github.com/comfortech/platform/services/data"
 	"github.com/comfortech/platform/services/device"
@@ -55,6 +57,9 @@ type Config struct {
 	// admin) and of the identity provider's master admin; empty: one is
 	// generated on first start, kept in the data directory and printed.
 	AdminPassword config.Secret `env:"COMFORT_ADMIN_PASSWORD"`
+	// DataDatabaseURL puts the data service on another database, e.g. a
+	// PostgreSQL; empty: SQLite under DataDir.
+	DataDatabaseURL string `env:"COMFORT_DATA_DATABASE_URL"`
 	// KafkaPartitions is the partition count of the platform's topics.
 	KafkaPartitions int32 `env:"COMFORT_KAFKA_PARTITIONS" envDefault:"3"`
 	// HTTP holds server timeouts and the drain timeout of every part.
@@ -101,6 +106,8 @@ type Platform struct {
 	// notify service delivers SMS.
 	Codes *devsink.Sink
 
+	identity *identity
+
 	done chan error
 }
 
@@ -113,6 +120,11 @@ func (p *Platform) Addr(part, kind string) string {
 	}
 	return ""
 }
+
+// ServiceSettings returns the guard settings and service-account
+// credentials the platform gives part ("device", "main-gateway", ...), for
+// tools and tests that call the services as that part.
+func (p *Platform) ServiceSettings(part string) auth.Settings { return p.identity.settings(part) }
 
 // Wait blocks until the platform has stopped and returns why.
 func (p *Platform) Wait() error { return <-p.done }
@@ -196,6 +208,7 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (*Platform, error) 
 	}
 	st.closers = append(st.closers, func() { _ = id.provider.Close() })
 	st.platform.Issuer = id.issuer
+	st.platform.identity = id
 	infra.ServeHTTP("idp", idpL, id.provider.Handler())
 	infra.Health.Add("idp", id.provider.Check)
 	infraOps, err := st.listen("devstack", "ops")
@@ -206,22 +219,32 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (*Platform, error) 
 	st.platform.Codes = codes
 
 	group := lifecycle.New(log)
-	for _, part := range parts(cfg, id, kafkaBroker.Addr, codes) {
-		opts := make([]process.Option, 0, 2)
-		l, err := st.listen(part.name, part.kind)
+	// Every listener first, so each part can be told where the others are.
+	type opened struct{ public, ops net.Listener }
+	listeners := make(map[string]opened)
+	for _, part := range partKinds {
+		public, err := st.listen(part.name, part.kind)
 		if err != nil {
 			return nil, err
 		}
+		ops, err := st.listen(part.name, "ops")
+		if err != nil {
+			return nil, err
+		}
+		listeners[part.name] = opened{public, ops}
+	}
+	addrs := wiring{
+		kafka: kafkaBroker.Addr, data: listeners["data"].public.Addr().String(),
+		device: listeners["device"].public.Addr().String(), notify: listeners["notify"].public.Addr().String(),
+	}
+	for _, part := range parts(cfg, id, addrs, codes) {
+		ls := listeners[part.name]
+		opts := []process.Option{process.WithOpsListener(ls.ops)}
 		if part.kind == "grpc" {
-			opts = append(opts, process.WithGRPCListener(l))
+			opts = append(opts, process.WithGRPCListener(ls.public))
 		} else {
-			opts = append(opts, process.WithHTTPListener(l))
+			opts = append(opts, process.WithHTTPListener(ls.public))
 		}
-		opsL, err := st.listen(part.name, "ops")
-		if err != nil {
-			return nil, err
-		}
-		opts = append(opts, process.WithOpsListener(opsL))
 		plog := log.Named(part.name)
 		group.Add(part.name, func(ctx context.Context) error { return part.run(ctx, plog, opts...) })
 	}
@@ -252,6 +275,13 @@ func run(ctx context.Context, infra *process.Process, infraOps net.Listener, par
 	return errors.Join(err, <-infraDone)
 }
 
+// partKinds lists every part with the kind of its public listener, in
+// start order.
+var partKinds = []struct{ name, kind string }{
+	{"data", "grpc"}, {"device", "grpc"}, {"notify", "grpc"},
+	{"main-gateway", "http"}, {"auth-gateway", "http"}, {"admin-gateway", "http"},
+}
+
 // part is one service or gateway: its name, the kind of its public
 // listener (grpc or http) and how to run it.
 type part struct {
@@ -260,13 +290,31 @@ type part struct {
 	run  func(ctx context.Context, log *zap.Logger, opts ...process.Option) error
 }
 
+// wiring holds the addresses parts reach each other at.
+type wiring struct {
+	kafka, data, device, notify string
+}
+
 // parts lists every part with the configuration the all-in-one gives it:
 // its guard settings and service account from the identity provider, and
 // the embedded brokers' addresses.
-func parts(cfg Config, id *identity, kafkaAddr string, codes *devsink.Sink) []part {
+func parts(cfg Config, id *identity, addrs wiring, codes *devsink.Sink) []part {
 	return []part{
 		{"data", "grpc", func(ctx context.Context, log *zap.Logger, opts ...process.Option) error {
-			return data.Run(ctx, data.Config{HTTP: cfg.HTTP, Auth: id.settings("data")}, log, opts...)
+			db := cfg.DataDatabaseURL
+			if db == "" {
+				db = "sqlite:" + filepath.Join(cfg.DataDir, "data", "data.db")
+			}
+			// Parsed like the binary's environment, so every knob keeps
+			// its documented default.
+			dc, err := config.ParseFrom[data.Config](id.environment("data", map[string]string{
+				"DATABASE_URL": db, "KAFKA_BROKERS": addrs.kafka,
+			}))
+			if err != nil {
+				return err
+			}
+			dc.HTTP = cfg.HTTP
+			return data.Run(ctx, dc, log, opts...)
 		}},
 		{"device", "grpc", func(ctx context.Context, log *zap.Logger, opts ...process.Option) error {
 			return device.Run(ctx, device.Config{HTTP: cfg.HTTP, Auth: id.settings("device")}, log, opts...)
@@ -275,14 +323,17 @@ func parts(cfg Config, id *identity, kafkaAddr string, codes *devsink.Sink) []pa
 			return notify.Run(ctx, notify.Config{HTTP: cfg.HTTP, Auth: id.settings("notify")}, log, opts...)
 		}},
 		{"main-gateway", "http", func(ctx context.Context, log *zap.Logger, opts ...process.Option) error {
-			return maingw.Run(ctx, maingw.Config{HTTP: cfg.HTTP, BodyLimit: web.DefaultBodyLimit, Auth: id.settings("main-gateway")}, log, opts...)
+			return maingw.Run(ctx, maingw.Config{
+				HTTP: cfg.HTTP, BodyLimit: web.DefaultBodyLimit, Auth: id.settings("main-gateway"),
+				DataAddr: addrs.data, CallTimeout: rpc.DefaultCallTimeout,
+			}, log, opts...)
 		}},
 		{"auth-gateway", "http", func(ctx context.Context, log *zap.Logger, opts ...process.Option) error {
 			s := id.settings("auth-gateway")
 			return authgw.Run(ctx, authgw.Config{
 				HTTP: cfg.HTTP, KeycloakURL: id.baseURL, KeycloakRealm: realm,
 				ClientID: s.ClientID, ClientSecret: s.ClientSecret,
-				KafkaBrokers: []string{kafkaAddr}, CodeSender: codes,
+				KafkaBrokers: []string{addrs.kafka}, CodeSender: codes,
 			}, log, opts...)
 		}},
 		{"admin-gateway", "http", func(ctx context.Context, log *zap.Logger, opts ...process.Option) error {

@@ -4,24 +4,40 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"os"
 	"testing"
 	"time"
 
 	"github.com/IBM/sarama"
 	paho "github.com/eclipse/paho.mqtt.golang"
+	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/comfortech/platform/deployments/allinone"
 	"github.com/comfortech/platform/deployments/allinone/devstack/idp/idptest"
 )
 
-func start(t *testing.T, dir string) (*allinone.Platform, context.CancelFunc) {
+func start(t testing.TB, dir string) (*allinone.Platform, context.CancelFunc) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(t.Context())
+	return startWith(t, dir, zaptest.NewLogger(t))
+}
+
+// startBench starts a quiet platform for a benchmark.
+func startBench(b *testing.B) (*allinone.Platform, context.CancelFunc) {
+	b.Helper()
+	p, cancel := startWith(b, b.TempDir(), zap.NewNop())
+	waitReady(b, p)
+	return p, cancel
+}
+
+func startWith(t testing.TB, dir string, log *zap.Logger) (*allinone.Platform, context.CancelFunc) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
 	p, err := allinone.Start(ctx, allinone.Config{
 		DataDir: dir, Host: "127.0.0.1", EphemeralPorts: true, KafkaPartitions: 1,
 		RealmFile: idptest.RealmFile(t), AdminPassword: "Admin-Passw0rd",
-	}, zaptest.NewLogger(t))
+		DataDatabaseURL: os.Getenv("COMFORT_BENCH_DATABASE_URL"),
+	}, log)
 	if err != nil {
 		cancel()
 		t.Fatal(err)
@@ -29,7 +45,7 @@ func start(t *testing.T, dir string) (*allinone.Platform, context.CancelFunc) {
 	return p, cancel
 }
 
-func stop(t *testing.T, p *allinone.Platform, cancel context.CancelFunc) {
+func stop(t testing.TB, p *allinone.Platform, cancel context.CancelFunc) {
 	t.Helper()
 	cancel()
 	select {
@@ -49,7 +65,7 @@ func waitErr(p *allinone.Platform) <-chan error {
 }
 
 // waitReady polls every ops endpoint's /readyz until it answers 200.
-func waitReady(t *testing.T, p *allinone.Platform) {
+func waitReady(t testing.TB, p *allinone.Platform) {
 	t.Helper()
 	for _, e := range p.Endpoints {
 		if e.Kind != "ops" {

@@ -49,6 +49,20 @@ func (id *identity) settings(part string) auth.Settings {
 	return s
 }
 
+// environment returns vars plus the AUTH_* variables of part, for parts
+// whose configuration is parsed from an environment.
+func (id *identity) environment(part string, vars map[string]string) map[string]string {
+	s := id.settings(part)
+	env := map[string]string{"AUTH_ISSUER": s.Issuer}
+	if s.ClientID != "" {
+		env["AUTH_CLIENT_ID"], env["AUTH_CLIENT_SECRET"] = s.ClientID, s.ClientSecret.Reveal()
+	}
+	for k, v := range vars {
+		env[k] = v
+	}
+	return env
+}
+
 // startIdentity opens the provider on the data directory. Client secrets
 // are generated on first start and kept, and fed to the realm file's
 // placeholders, so the realm and the parts agree on them.

@@ -8,11 +8,13 @@ import (
 	"net/http"
 	"testing"
 	"time"
+
+	"github.com/google/uuid"
 )
 
 // call sends a JSON request to the platform and decodes the envelope.
 type call struct {
-	t    *testing.T
+	t    testing.TB
 	base string
 }
 
@@ -29,6 +31,12 @@ type envelope struct {
 }
 
 func (c call) do(method, path, token string, body any) (int, envelope) {
+	c.t.Helper()
+	return c.doKey(method, path, token, "", body)
+}
+
+// doKey is do with an Idempotency-Key header when key is not empty.
+func (c call) doKey(method, path, token, key string, body any) (int, envelope) {
 	c.t.Helper()
 	var rd io.Reader
 	if body != nil {
@@ -47,6 +55,9 @@ func (c call) do(method, path, token string, body any) (int, envelope) {
 	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if key != "" {
+		req.Header.Set("Idempotency-Key", key)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -84,7 +95,7 @@ func (c call) tokens(path string, body any) tokens {
 	return tk
 }
 
-func expect(t *testing.T, what string, code int, env envelope, wantCode int, wantError string) {
+func expect(t testing.TB, what string, code int, env envelope, wantCode int, wantError string) {
 	t.Helper()
 	if code != wantCode || env.Success || env.Error.Code != wantError {
 		t.Fatalf("%s: %d %s %q, want %d %s", what, code, env.Error.Code, env.Error.Message, wantCode, wantError)
@@ -169,4 +180,9 @@ func TestIdentityEndToEnd(t *testing.T) {
 			t.Fatalf("%s/docs/openapi.json: %d", api.base, resp.StatusCode)
 		}
 	}
+}
+
+func newUUID(t testing.TB) string {
+	t.Helper()
+	return uuid.NewString()
 }

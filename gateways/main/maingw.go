@@ -1,20 +1,28 @@
 // Package maingw is the mobile app's REST API (the original Iguana): it translates REST into gRPC calls on the data, device and notify services.
 //
-// Run serves the gateway's REST API, its OpenAPI document at
-// /docs/openapi.json and its ops listener, and returns when ctx ends after a
-// graceful drain.
+// Run serves the gateway's REST API — every call authenticated, the
+// caller's token forwarded to the services, POSTs idempotent under an
+// Idempotency-Key — its API reference at /docs and its ops listener, and
+// returns when ctx ends after a graceful drain.
 package maingw
 
 import (
 	"context"
 	"fmt"
+	"time"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 
 	"go.uber.org/zap"
 
 	"github.com/comfortech/platform/libs/auth"
 	"github.com/comfortech/platform/libs/logging"
 	"github.com/comfortech/platform/libs/process"
+	"github.com/comfortech/platform/libs/rpc"
 	"github.com/comfortech/platform/libs/web"
+	datav1 "github.com/comfortech/platform/proto/comfortech/data/v1"
 	"github.com/comfortech/platform/proto/openapi"
 )
 
@@ -28,6 +36,10 @@ type Config struct {
 	BodyLimit int64 `env:"HTTP_BODY_LIMIT" envDefault:"1048576"`
 	// HTTP holds server timeouts and the drain timeout.
 	HTTP web.ServerConfig
+	// DataAddr is the data service's gRPC address.
+	DataAddr string `env:"DATA_ADDR" envDefault:"localhost:7001"`
+	// CallTimeout bounds each call to a service.
+	CallTimeout time.Duration `env:"CALL_TIMEOUT" envDefault:"10s"`
 	// Auth locates the identity provider and lists the accepted clients.
 	Auth auth.Settings
 	// Log selects the log level and format.
@@ -42,13 +54,60 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger, opts ...process.Optio
 	if err != nil {
 		return err
 	}
+	creds, err := serviceCredentials(cfg.Auth)
+	if err != nil {
+		return fmt.Errorf("main gateway: %w", err)
+	}
+	dataConn, err := rpc.Dial(cfg.DataAddr, p.Metrics, rpc.WithCallTimeout(cfg.CallTimeout), rpc.WithPerRPCCredentials(creds))
+	if err != nil {
+		return fmt.Errorf("main gateway: %w", err)
+	}
+	defer func() { _ = dataConn.Close() }()
+	p.Health.Add("data", rpc.HealthCheck(dataConn))
+
+	gw := web.NewGateway(openapi.Main)
+	if err := registerData(ctx, gw.API, dataConn); err != nil {
+		return fmt.Errorf("main gateway: %w", err)
+	}
+	guard := []web.Middleware{
+		auth.Middleware(v, web.WriteError, auth.WithPublicPaths("/docs")),
+		web.Idempotency(web.IdempotencyConfig{}),
+	}
 	l, err := process.Listen(cfg.HTTPAddr, ls.HTTP)
 	if err != nil {
 		return fmt.Errorf("main gateway: %w", err)
 	}
-	docs := auth.WithPublicPaths("/docs")
-	guard := []web.Middleware{auth.Middleware(v, web.WriteError, docs)}
-	gw := web.NewGateway(openapi.Main)
 	p.ServeHTTP("main", l, gw.Handler(log, cfg.BodyLimit, guard...))
 	return p.Run(ctx, ls.Ops)
+}
+
+// serviceCredentials forwards the caller's own token on every call, and
+// uses the gateway's service account for calls made without a user.
+func serviceCredentials(s auth.Settings) (credentials.PerRPCCredentials, error) {
+	ts, err := s.NewTokenSource()
+	if err != nil {
+		return nil, err
+	}
+	if ts == nil {
+		return auth.ForwardCredentials(nil), nil
+	}
+	return auth.ForwardCredentials(ts), nil
+}
+
+// registerData exposes the data service's app-facing services.
+func registerData(ctx context.Context, mux *runtime.ServeMux, conn *grpc.ClientConn) error {
+	for _, register := range []func(context.Context, *runtime.ServeMux, *grpc.ClientConn) error{
+		datav1.RegisterAccountServiceHandler,
+		datav1.RegisterHomeServiceHandler,
+		datav1.RegisterDeviceServiceHandler,
+		datav1.RegisterSharingServiceHandler,
+		datav1.RegisterDeviceStateServiceHandler,
+		datav1.RegisterTelemetryServiceHandler,
+		datav1.RegisterAlertRuleServiceHandler,
+	} {
+		if err := register(ctx, mux, conn); err != nil {
+			return err
+		}
+	}
+	return nil
 }
