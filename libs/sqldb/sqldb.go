@@ -82,7 +82,7 @@ func Open(ctx context.Context, rawURL string) (*DB, error) {
 		sdb.SetMaxOpenConns(4)
 		db = &DB{DB: sdb, Dialect: SQLite}
 	default:
-		return nil, fmt.Errorf("database url: scheme %q: want postgres:// or sqlite:", u.Scheme)
+		return nil, fmt.Errorf("database url: scheme %q: want postgres or sqlite (postgres://host/db, sqlite:path)", u.Scheme)
 	}
 	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
