@@ -153,9 +153,12 @@ func TestAppEndToEnd(t *testing.T) {
 		{http.MethodPatch, "/v1/devices/" + deviceID + "/state"},
 		{http.MethodGet, "/v1/devices/" + deviceID + "/telemetry?" + q.Encode()},
 		{http.MethodGet, "/v1/devices/" + deviceID + "/telemetry/latest"},
+		{http.MethodGet, "/v1/devices/" + deviceID + "/telemetry/aggregate?" + q.Encode() + "&bucket=60s"},
 		{http.MethodGet, "/v1/devices/" + deviceID + "/alert-rules"},
+		{http.MethodPost, "/v1/devices/" + deviceID + "/alert-rules"},
 		{http.MethodGet, "/v1/devices/" + deviceID + "/shares"},
 		{http.MethodPost, "/v1/devices/" + deviceID + "/shares"},
+		{http.MethodPost, "/v1/homes/" + home + "/rooms"},
 	} {
 		body := map[string]any{}
 		switch {
@@ -165,6 +168,11 @@ func TestAppEndToEnd(t *testing.T) {
 			body = map[string]any{"name": "Mine now"}
 		case strings.HasSuffix(c.path, "/shares") && c.method == http.MethodPost:
 			body = map[string]any{"phone": boris.phone}
+		case strings.HasSuffix(c.path, "/alert-rules"):
+			body = map[string]any{"name": "Too cold", "condition": map[string]any{
+				"metric": "temperature", "operator": "OPERATOR_LESS_THAN", "threshold": 10, "level": "warning"}}
+		case strings.HasSuffix(c.path, "/rooms"):
+			body = map[string]any{"name": "Kitchen"}
 		}
 		if c.method == http.MethodGet || c.method == http.MethodDelete {
 			body = nil
@@ -189,6 +197,16 @@ func TestAppEndToEnd(t *testing.T) {
 	expect(t, "member shares", code, env, http.StatusForbidden, "PERMISSION_DENIED")
 	code, env = api.do(http.MethodGet, "/v1/homes/"+home, boris.token, nil)
 	expect(t, "member reads the owner's home", code, env, http.StatusNotFound, "NOT_FOUND")
+	rule := map[string]any{"name": "Too cold", "condition": map[string]any{
+		"metric": "temperature", "operator": "OPERATOR_LESS_THAN", "threshold": 10, "level": "warning"}}
+	if code, env := api.do(http.MethodPost, "/v1/devices/"+deviceID+"/alert-rules", anna.token, rule); code != http.StatusOK {
+		t.Fatalf("owner creates an alert rule: %d %+v", code, env.Error)
+	}
+	code, env = api.do(http.MethodPost, "/v1/devices/"+deviceID+"/alert-rules", boris.token, rule)
+	expect(t, "member creates an alert rule", code, env, http.StatusForbidden, "PERMISSION_DENIED")
+	if code, env := api.do(http.MethodGet, "/v1/devices/"+deviceID+"/telemetry?"+q.Encode(), boris.token, nil); code != http.StatusOK {
+		t.Fatalf("member reads telemetry: %d %+v", code, env.Error)
+	}
 
 	// Bad input names the field.
 	code, env = api.do(http.MethodPost, "/v1/homes", anna.token, map[string]string{"name": ""})
