@@ -35,6 +35,14 @@ func WithPublicPaths(paths ...string) MiddlewareOption {
 	}
 }
 
+func newMiddlewareConfig(opts []MiddlewareOption) middlewareConfig {
+	var cfg middlewareConfig
+	for _, o := range opts {
+		o(&cfg)
+	}
+	return cfg
+}
+
 func (c *middlewareConfig) isPublic(urlPath string) bool {
 	// Match on the cleaned path so that "/docs/../v1/me" is not public.
 	p := path.Clean("/" + urlPath)
@@ -52,10 +60,7 @@ func (c *middlewareConfig) isPublic(urlPath string) bool {
 // gRPC status error (Unauthenticated); the WWW-Authenticate header of RFC 6750
 // is already set when onError runs. A nil onError writes a plain-text 401.
 func Middleware(v *Verifier, onError func(http.ResponseWriter, *http.Request, error), opts ...MiddlewareOption) func(http.Handler) http.Handler {
-	var cfg middlewareConfig
-	for _, o := range opts {
-		o(&cfg)
-	}
+	cfg := newMiddlewareConfig(opts)
 	fail := errorHandler(onError)
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -87,10 +92,7 @@ func Middleware(v *Verifier, onError func(http.ResponseWriter, *http.Request, er
 // is no principal at all). A nil onError writes a plain-text 403 or 401.
 // WithPublicPaths exempts paths, as for Middleware.
 func RequireRole(role string, onError func(http.ResponseWriter, *http.Request, error), opts ...MiddlewareOption) func(http.Handler) http.Handler {
-	var cfg middlewareConfig
-	for _, o := range opts {
-		o(&cfg)
-	}
+	cfg := newMiddlewareConfig(opts)
 	fail := errorHandler(onError)
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -175,6 +175,23 @@ func passwordFrom(creds []credentialRep) *credentialRep {
 	return nil
 }
 
+// applyFlags copies the fields that were sent (Keycloak keeps the others)
+// of the flags, attributes and required actions onto u.
+func (in *userIn) applyFlags(u *idpstore.User) {
+	if in.Enabled != nil {
+		u.Enabled = *in.Enabled
+	}
+	if in.EmailVerified != nil {
+		u.EmailVerified = *in.EmailVerified
+	}
+	if in.Attributes != nil {
+		u.Attributes = *in.Attributes
+	}
+	if in.RequiredActions != nil {
+		u.RequiredActions = *in.RequiredActions
+	}
+}
+
 func (p *Provider) createUser(w http.ResponseWriter, r *http.Request, a *admin) {
 	if !a.canManageUsers() {
 		forbidden(w)
@@ -205,18 +222,7 @@ func (p *Provider) createUser(w http.ResponseWriter, r *http.Request, a *admin) 
 	u := &idpstore.User{ID: uuid.NewString(), RealmID: a.realm.ID, Username: username, Email: email,
 		FirstName: str(in.FirstName), LastName: str(in.LastName), CreatedMs: p.now().UnixMilli()}
 	// A new user is disabled unless "enabled":true is sent.
-	if in.Enabled != nil {
-		u.Enabled = *in.Enabled
-	}
-	if in.EmailVerified != nil {
-		u.EmailVerified = *in.EmailVerified
-	}
-	if in.Attributes != nil {
-		u.Attributes = *in.Attributes
-	}
-	if in.RequiredActions != nil {
-		u.RequiredActions = *in.RequiredActions
-	}
+	in.applyFlags(u)
 	var hash string
 	if cred := passwordFrom(in.Credentials); cred != nil {
 		if pe := checkPasswordPolicy(a.realm.PasswordPolicy, cred.Value, username, email); pe != nil {
@@ -320,18 +326,7 @@ func (p *Provider) updateUser(w http.ResponseWriter, r *http.Request, a *admin, 
 	if in.LastName != nil {
 		u.LastName = *in.LastName
 	}
-	if in.Enabled != nil {
-		u.Enabled = *in.Enabled
-	}
-	if in.EmailVerified != nil {
-		u.EmailVerified = *in.EmailVerified
-	}
-	if in.Attributes != nil {
-		u.Attributes = *in.Attributes
-	}
-	if in.RequiredActions != nil {
-		u.RequiredActions = *in.RequiredActions
-	}
+	in.applyFlags(u)
 	if err := p.store.UpdateUser(r.Context(), u); err != nil {
 		if errors.Is(err, idpstore.ErrConflict) {
 			adminErrorMessage(w, http.StatusConflict, "User exists with same email")
