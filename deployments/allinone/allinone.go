@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -22,6 +23,8 @@ import (
 	"text/tabwriter"
 
 	"go.uber.org/zap"
+	"go.uber.org/zap/exp/zapslog"
+	"google.golang.org/grpc"
 
 	"github.com/comfortech/platform/deployments/allinone/devstack"
 	admingw "github.com/comfortech/platform/gateways/admin"
@@ -38,6 +41,8 @@ import (
 	"github.com/comfortech/platform/libs/web"
 	"github.com/comfortech/platform/services/data"
 	"github.com/comfortech/platform/services/device"
+	"github.com/comfortech/platform/services/device/brokerclient"
+	"github.com/comfortech/platform/services/device/mqttauth"
 	"github.com/comfortech/platform/services/notify"
 )
 
@@ -187,17 +192,6 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (*Platform, error) 
 	infra.Health.Add("kafka", pinger.Check)
 	infra.OnStop(func() { _ = pinger.Close() })
 
-	mqttBroker, err := devstack.StartMQTT(devstack.MQTTConfig{
-		Addr: st.addr("mqtt"), Dir: filepath.Join(cfg.DataDir, "mqtt"),
-		ServiceUser: st.platform.MQTTServiceUser, ServicePassword: secret,
-	}, log.Named("mqtt"))
-	if err != nil {
-		return nil, err
-	}
-	st.closers = append(st.closers, func() { _ = mqttBroker.Run(canceled()) })
-	st.add("mqtt", "mqtt", mqttBroker.Addr)
-	infra.Go("mqtt", mqttBroker.Run)
-	infra.Health.Add("mqtt", mqttBroker.Check)
 	idpL, err := st.listen("idp", "http")
 	if err != nil {
 		return nil, err
@@ -237,6 +231,24 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (*Platform, error) 
 		kafka: kafkaBroker.Addr, data: listeners["data"].public.Addr().String(),
 		device: listeners["device"].public.Addr().String(), notify: listeners["notify"].public.Addr().String(),
 	}
+	// The broker admits devices through the device service, which it asks
+	// as the device service's own service account.
+	hook, brokerConn, err := deviceAuth(id, addrs.device, st.platform.MQTTServiceUser, secret, infra, log)
+	if err != nil {
+		return nil, err
+	}
+	st.closers = append(st.closers, func() { _ = brokerConn.Close() })
+	mqttBroker, err := devstack.StartMQTT(devstack.MQTTConfig{
+		Addr: st.addr("mqtt"), Dir: filepath.Join(cfg.DataDir, "mqtt"),
+		ServiceUser: st.platform.MQTTServiceUser, ServicePassword: secret, Auth: hook,
+	}, log.Named("mqtt"))
+	if err != nil {
+		return nil, err
+	}
+	st.closers = append(st.closers, func() { _ = mqttBroker.Run(canceled()) })
+	st.add("mqtt", "mqtt", mqttBroker.Addr)
+	infra.Go("mqtt", mqttBroker.Run)
+	infra.Health.Add("mqtt", mqttBroker.Check)
 	for _, part := range parts(cfg, id, addrs, codes) {
 		ls := listeners[part.name]
 		opts := []process.Option{process.WithOpsListener(ls.ops)}
@@ -252,7 +264,7 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (*Platform, error) 
 	st.closers = nil
 	go func() {
 		err := run(ctx, infra, infraOps, group)
-		st.platform.done <- errors.Join(err, id.provider.Close())
+		st.platform.done <- errors.Join(err, brokerConn.Close(), id.provider.Close())
 	}()
 	return st.platform, nil
 }
@@ -317,7 +329,15 @@ func parts(cfg Config, id *identity, addrs wiring, codes *devsink.Sink) []part {
 			return data.Run(ctx, dc, log, opts...)
 		}},
 		{"device", "grpc", func(ctx context.Context, log *zap.Logger, opts ...process.Option) error {
-			return device.Run(ctx, device.Config{HTTP: cfg.HTTP, Auth: id.settings("device")}, log, opts...)
+			dc, err := config.ParseFrom[device.Config](id.environment("device", map[string]string{
+				"DATABASE_URL": "sqlite:" + filepath.Join(cfg.DataDir, "device", "device.db"),
+				"DATA_ADDR":    addrs.data, "BROKER_MODE": "embedded",
+			}))
+			if err != nil {
+				return err
+			}
+			dc.HTTP = cfg.HTTP
+			return device.Run(ctx, dc, log, opts...)
 		}},
 		{"notify", "grpc", func(ctx context.Context, log *zap.Logger, opts ...process.Option) error {
 			return notify.Run(ctx, notify.Config{HTTP: cfg.HTTP, Auth: id.settings("notify")}, log, opts...)
@@ -375,6 +395,25 @@ func (s *starter) listen(part, kind string) (net.Listener, error) {
 	s.closers = append(s.closers, func() { _ = l.Close() })
 	s.add(part, kind, l.Addr().String())
 	return l, nil
+}
+
+// deviceAuth builds the embedded broker's authentication: the device
+// service decides (BrokerAuthService, called with the device service's
+// service-account token), and the device service's own MQTT account may
+// use every topic.
+func deviceAuth(id *identity, deviceAddr, user, password string, infra *process.Process, log *zap.Logger) (*mqttauth.Hook, *grpc.ClientConn, error) {
+	ts, err := id.settings("device").NewTokenSource()
+	if err != nil {
+		return nil, nil, fmt.Errorf("mqtt auth: %w", err)
+	}
+	conn, err := rpc.Dial(deviceAddr, infra.Metrics, rpc.WithPerRPCCredentials(ts))
+	if err != nil {
+		return nil, nil, fmt.Errorf("mqtt auth: %w", err)
+	}
+	return mqttauth.New(mqttauth.Options{
+		Authorizer: brokerclient.New(conn), ServiceUsername: user, ServicePassword: password,
+		Log: slog.New(zapslog.NewHandler(log.Named("mqtt-auth").Core())),
+	}), conn, nil
 }
 
 // secret returns the secret stored under name in the data directory,

@@ -83,9 +83,12 @@ type MQTTConfig struct {
 	// Empty: in memory.
 	Dir string
 	// ServiceUser and ServicePassword are the credentials of the device
-	// service, the only client the broker accepts until device
-	// credentials are checked by the device service's own hook.
+	// service, the only client the default authentication admits.
 	ServiceUser, ServicePassword string
+	// Auth, when set, replaces the default authentication: the device
+	// service's hook, which admits devices by their credentials and keeps
+	// each under its own topics.
+	Auth mqtt.Hook
 }
 
 // MQTT is the embedded MQTT broker.
@@ -101,11 +104,17 @@ func StartMQTT(cfg MQTTConfig, log *zap.Logger) (*MQTT, error) {
 		InlineClient: true,
 		Logger:       slog.New(zapslog.NewHandler(log.Core(), zapslog.WithName("mqtt"))),
 	})
-	if err := srv.AddHook(new(auth.Hook), &auth.Options{Ledger: &auth.Ledger{
-		Auth: auth.AuthRules{{Username: auth.RString(cfg.ServiceUser), Password: auth.RString(cfg.ServicePassword), Allow: true}},
-		ACL:  auth.ACLRules{{Username: auth.RString(cfg.ServiceUser), Filters: auth.Filters{"#": auth.ReadWrite}}},
-	}}); err != nil {
-		return nil, fmt.Errorf("mqtt: auth hook: %w", err)
+	var authErr error
+	if cfg.Auth != nil {
+		authErr = srv.AddHook(cfg.Auth, nil)
+	} else {
+		authErr = srv.AddHook(new(auth.Hook), &auth.Options{Ledger: &auth.Ledger{
+			Auth: auth.AuthRules{{Username: auth.RString(cfg.ServiceUser), Password: auth.RString(cfg.ServicePassword), Allow: true}},
+			ACL:  auth.ACLRules{{Username: auth.RString(cfg.ServiceUser), Filters: auth.Filters{"#": auth.ReadWrite}}},
+		}})
+	}
+	if authErr != nil {
+		return nil, fmt.Errorf("mqtt: auth hook: %w", authErr)
 	}
 	if cfg.Dir != "" {
 		if err := os.MkdirAll(cfg.Dir, 0o750); err != nil {

@@ -1,0 +1,64 @@
+// Package dataclient is app.Registry over the data service's internal
+// API (comfortech.data.v1.DataInternalService), called with the device
+// service's own service-account token.
+package dataclient
+
+import (
+	"context"
+	"fmt"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	datav1 "github.com/comfortech/platform/proto/comfortech/data/v1"
+	"github.com/comfortech/platform/services/device/internal/app"
+)
+
+// Registry is app.Registry over a connection to the data service.
+type Registry struct {
+	c datav1.DataInternalServiceClient
+}
+
+var _ app.Registry = (*Registry)(nil)
+
+// New returns a Registry on conn, which must carry the service's
+// credentials (rpc.WithPerRPCCredentials).
+func New(conn grpc.ClientConnInterface) *Registry {
+	return &Registry{c: datav1.NewDataInternalServiceClient(conn)}
+}
+
+// RegisterDevice implements app.Registry.
+func (r *Registry) RegisterDevice(ctx context.Context, d app.NewDevice) error {
+	_, err := r.c.RegisterDevice(ctx, &datav1.RegisterDeviceRequest{DeviceId: d.ID, Serial: d.Serial, Model: d.Model,
+		FirmwareVersion: d.FirmwareVersion, ClaimCode: d.ClaimCode})
+	return fromStatus("register device", err)
+}
+
+// UnregisterDevice implements app.Registry.
+func (r *Registry) UnregisterDevice(ctx context.Context, deviceID string) error {
+	_, err := r.c.UnregisterDevice(ctx, &datav1.UnregisterDeviceRequest{DeviceId: deviceID})
+	if status.Code(err) == codes.NotFound {
+		return nil // already gone: a retried decommission
+	}
+	return fromStatus("unregister device", err)
+}
+
+// fromStatus maps the data service's answers to the app's sentinels.
+func fromStatus(what string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var kind error
+	switch status.Code(err) {
+	case codes.AlreadyExists:
+		kind = app.ErrConflict
+	case codes.InvalidArgument, codes.FailedPrecondition:
+		kind = app.ErrInvalid
+	case codes.Unavailable, codes.DeadlineExceeded, codes.ResourceExhausted:
+		kind = app.ErrUnavailable
+	default:
+		return fmt.Errorf("dataclient: %s: %w", what, err)
+	}
+	return fmt.Errorf("dataclient: %s: %w: %w", what, kind, err)
+}
