@@ -441,7 +441,9 @@ type AggregateTelemetryRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Device id.
 	DeviceId string `protobuf:"bytes,1,opt,name=device_id,json=deviceId,proto3" json:"device_id,omitempty"`
-	// Start of the range (inclusive); buckets are aligned to it.
+	// Start of the range (inclusive). Buckets are aligned to multiples of
+	// `bucket` since the Unix epoch (a 1-minute bucket starts on a whole
+	// minute); the first and the last are cut to the range.
 	StartTime *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
 	// End of the range (exclusive).
 	EndTime *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=end_time,json=endTime,proto3" json:"end_time,omitempty"`

@@ -155,7 +155,8 @@ func (s *Service) aggregateTelemetry(ctx context.Context, req *datav1.AggregateT
 	resp := &datav1.AggregateTelemetryResponse{Items: make([]*datav1.TelemetryBucket, 0, len(buckets))}
 	for _, b := range buckets {
 		tb := &datav1.TelemetryBucket{
-			StartTime: timestamppb.New(time.UnixMilli(b.Start)),
+			// Epoch-aligned buckets at the ends are cut to the range.
+			StartTime: timestamppb.New(time.UnixMilli(max(b.Start, start))),
 			EndTime:   timestamppb.New(time.UnixMilli(min(b.Start+width, end))),
 			Metrics:   make(map[string]*datav1.MetricAggregate, len(b.Metrics)),
 		}

@@ -290,8 +290,9 @@ func metricFilter(metrics []string, args *[]any) string {
 // AggregateQuery selects buckets of one device.
 type AggregateQuery struct {
 	DeviceID string
-	// Start and End bound the range [Start, End) in ms; buckets start at
-	// Start + k*Width.
+	// Start and End bound the range [Start, End) in ms. Buckets are
+	// aligned to multiples of Width since the Unix epoch, so the first and
+	// the last may hold only part of their width.
 	Start, End int64
 	// Width is the bucket width in ms, > 0.
 	Width int64
@@ -300,9 +301,12 @@ type AggregateQuery struct {
 }
 
 // AggregateRange returns the non-empty buckets of a range, oldest first.
-// When the buckets line up with the stored minute rollups (Width a whole
-// number of minutes, Start on a minute) they are read from the rollups,
-// and only the last partial minute before End from the points.
+// When Width is a whole number of minutes, every whole minute of the
+// range lies inside one bucket (buckets are epoch-aligned), so those
+// minutes are read from the stored minute rollups and only the partial
+// minutes at the two ends of the range from the points: a day at
+// one-minute buckets reads 1,440 rollup rows and at most two minutes of
+// points, wherever the range starts.
 func (s *Store) AggregateRange(ctx context.Context, q AggregateQuery) ([]Bucket, error) {
 	byStart := map[int64]map[string]Aggregate{}
 	add := func(start int64, metric string, a Aggregate) {
@@ -313,17 +317,30 @@ func (s *Store) AggregateRange(ctx context.Context, q AggregateQuery) ([]Bucket,
 		}
 		m[metric] = m[metric].merge(a)
 	}
-	rawFrom := q.Start
-	if q.Width%rollupMS == 0 && q.Start%rollupMS == 0 {
-		rawFrom = q.End - q.End%rollupMS
-		if err := s.aggregate(ctx, "telemetry_rollup_1m", "bucket", "min(min), max(max), sum(sum), sum(count)", q, q.Start, rawFrom, add); err != nil {
-			return nil, err
+	const points, rollups = "telemetry_points", "telemetry_rollup_1m"
+	const pointAggs, rollupAggs = "min(value), max(value), sum(value), count(*)", "min(min), max(max), sum(sum), sum(count)"
+	// Whole minutes: [firstMinute, lastMinute).
+	firstMinute := q.Start + (rollupMS-q.Start%rollupMS)%rollupMS
+	lastMinute := q.End - q.End%rollupMS
+	if q.Width%rollupMS == 0 && firstMinute < lastMinute {
+		parts := []struct {
+			table, tsCol, aggs string
+			from, to           int64
+		}{
+			{points, "ts", pointAggs, q.Start, firstMinute},
+			{rollups, "bucket", rollupAggs, firstMinute, lastMinute},
+			{points, "ts", pointAggs, lastMinute, q.End},
 		}
-	}
-	if rawFrom < q.End {
-		if err := s.aggregate(ctx, "telemetry_points", "ts", "min(value), max(value), sum(value), count(*)", q, rawFrom, q.End, add); err != nil {
-			return nil, err
+		for _, p := range parts {
+			if p.from >= p.to {
+				continue
+			}
+			if err := s.aggregate(ctx, p.table, p.tsCol, p.aggs, q, p.from, p.to, add); err != nil {
+				return nil, err
+			}
 		}
+	} else if err := s.aggregate(ctx, points, "ts", pointAggs, q, q.Start, q.End, add); err != nil {
+		return nil, err
 	}
 	out := make([]Bucket, 0, len(byStart))
 	for start, m := range byStart {
@@ -334,15 +351,15 @@ func (s *Store) AggregateRange(ctx context.Context, q AggregateQuery) ([]Bucket,
 }
 
 func (s *Store) aggregate(ctx context.Context, table, tsCol, aggs string, q AggregateQuery, from, to int64, add func(int64, string, Aggregate)) error {
-	args := []any{q.DeviceID, from, to, q.Start, q.Width}
+	args := []any{q.DeviceID, from, to, q.Width}
 	filter := metricFilter(q.Metrics, &args)
-	// Integer division on non-negative offsets is floor on both dialects.
-	query := `SELECT $4 + (` + tsCol + ` - $4) / $5 * $5 AS b, metric, ` + aggs + `
+	// Integer division of non-negative times is floor on both dialects.
+	query := `SELECT ` + tsCol + ` / $4 * $4 AS b, metric, ` + aggs + `
 		FROM ` + table + ` WHERE device_id = $1 AND ` + tsCol + ` >= $2 AND ` + tsCol + ` < $3` + filter + `
 		GROUP BY b, metric`
 	if s.db.Dialect == sqldb.Postgres {
-		// Let pgx know the parameter types of the arithmetic.
-		query = strings.NewReplacer("$4", "$4::bigint", "$5", "$5::bigint").Replace(query)
+		// Let pgx know the parameter type of the arithmetic.
+		query = strings.ReplaceAll(query, "$4", "$4::bigint")
 	}
 	rows, err := s.db.QueryContext(ctx, query, args...)
 	if err != nil {

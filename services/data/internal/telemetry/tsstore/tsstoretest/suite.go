@@ -173,7 +173,7 @@ func testAggregate(t *testing.T, s *tsstore.Store) {
 			if p.ts < start || p.ts >= end {
 				continue
 			}
-			b := start + (p.ts-start)/width*width
+			b := p.ts - p.ts%width // epoch-aligned
 			a, ok := out[b]
 			if !ok {
 				a = tsstore.Aggregate{Min: p.v, Max: p.v}
@@ -190,7 +190,8 @@ func testAggregate(t *testing.T, s *tsstore.Store) {
 		{"rollup minutes", base, base + 3600_000, 60_000},
 		{"rollup 5 minutes with partial tail", base + 60_000, base + 3600_000 + 31_500, 300_000},
 		{"raw seconds", base + 1000, base + 600_000, 30_000},
-		{"raw unaligned minutes", base + 13_000, base + 7200_000, 60_000},
+		{"unaligned minutes: partial ends from points", base + 13_000, base + 7200_000 - 21_000, 60_000},
+		{"unaligned 5 minutes", base + 13_000, base + 7200_000, 300_000},
 		{"one bucket wider than the range", base, base + 7200_000, 86400_000},
 	}
 	for _, c := range cases {
