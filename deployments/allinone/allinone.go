@@ -249,6 +249,7 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (*Platform, error) 
 	st.add("mqtt", "mqtt", mqttBroker.Addr)
 	infra.Go("mqtt", mqttBroker.Run)
 	infra.Health.Add("mqtt", mqttBroker.Check)
+	addrs.mqtt, addrs.mqttUser, addrs.mqttPassword = "tcp://"+mqttBroker.Addr, st.platform.MQTTServiceUser, secret
 	for _, part := range parts(cfg, id, addrs, codes) {
 		ls := listeners[part.name]
 		opts := []process.Option{process.WithOpsListener(ls.ops)}
@@ -305,6 +306,9 @@ type part struct {
 // wiring holds the addresses parts reach each other at.
 type wiring struct {
 	kafka, data, device, notify string
+	// mqtt is the embedded broker's URL; mqttUser and mqttPassword are the
+	// device service's account there.
+	mqtt, mqttUser, mqttPassword string
 }
 
 // parts lists every part with the configuration the all-in-one gives it:
@@ -331,7 +335,10 @@ func parts(cfg Config, id *identity, addrs wiring, codes *devsink.Sink) []part {
 		{"device", "grpc", func(ctx context.Context, log *zap.Logger, opts ...process.Option) error {
 			dc, err := config.ParseFrom[device.Config](id.environment("device", map[string]string{
 				"DATABASE_URL": "sqlite:" + filepath.Join(cfg.DataDir, "device", "device.db"),
-				"DATA_ADDR":    addrs.data, "BROKER_MODE": "embedded",
+				"DATA_ADDR":    addrs.data, "BROKER_MODE": "embedded", "KAFKA_BROKERS": addrs.kafka,
+				"MQTT_URL": addrs.mqtt, "MQTT_USERNAME": addrs.mqttUser, "MQTT_PASSWORD": addrs.mqttPassword,
+				// One replica: a fixed id keeps its session across restarts.
+				"MQTT_CLIENT_ID": "device-service-allinone",
 			}))
 			if err != nil {
 				return err

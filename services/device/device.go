@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -58,6 +59,45 @@ type Config struct {
 	BrokerMode string `env:"BROKER_MODE" envDefault:"embedded"`
 	// Mosquitto locates the dynamic-security admin account (BrokerMosquitto).
 	Mosquitto MosquittoConfig
+	// KafkaBrokers lists the bootstrap brokers. Required with MQTT.URL.
+	KafkaBrokers []string `env:"KAFKA_BROKERS" envSeparator:","`
+	// MQTT is the service's own connection to the broker; without a URL
+	// the service serves only its gRPC API (no ingest, presence, commands).
+	MQTT MQTTConfig
+	// Telemetry tunes the ingest pipeline.
+	Telemetry TelemetryConfig
+	// PresenceDebounce is how long a device's new status must hold before
+	// it counts as a change (shorter flaps are ignored).
+	PresenceDebounce time.Duration `env:"PRESENCE_DEBOUNCE" envDefault:"2s"`
+}
+
+// MQTTConfig is the service account's connection to the broker.
+type MQTTConfig struct {
+	// URL is the broker, e.g. tcp://127.0.0.1:11883.
+	URL string `env:"MQTT_URL"`
+	// Username and Password are the service account's credentials.
+	Username string        `env:"MQTT_USERNAME"`
+	Password config.Secret `env:"MQTT_PASSWORD"`
+	// ClientID must be fixed per replica and differ between replicas: the
+	// broker keeps the persistent session (and the QoS 1 messages queued
+	// while the replica is away) under it. Default: device-service-<host name>.
+	ClientID string `env:"MQTT_CLIENT_ID"`
+}
+
+// TelemetryConfig tunes telemetry ingest (see package ingest).
+type TelemetryConfig struct {
+	// MaxPayload is the largest telemetry message accepted, in bytes.
+	MaxPayload int `env:"TELEMETRY_MAX_PAYLOAD" envDefault:"65536"`
+	// BatchSize is the most samples appended at once.
+	BatchSize int `env:"TELEMETRY_BATCH_SIZE" envDefault:"500"`
+	// BatchWait is how long a batch waits to fill.
+	BatchWait time.Duration `env:"TELEMETRY_BATCH_WAIT" envDefault:"20ms"`
+	// Buffer is how many samples may wait while the data service or Kafka
+	// is unavailable.
+	Buffer int `env:"TELEMETRY_BUFFER" envDefault:"20000"`
+	// EnqueueWait is how long a message waits for room in a full buffer
+	// before it is refused (counted and logged).
+	EnqueueWait time.Duration `env:"TELEMETRY_ENQUEUE_WAIT" envDefault:"5s"`
 }
 
 // MosquittoConfig is the production broker's dynamic-security account.
@@ -81,6 +121,14 @@ func (c Config) Validate() error {
 		return fmt.Errorf("BROKER_MODE must be %q or %q", BrokerEmbedded, BrokerMosquitto)
 	case c.BrokerMode == BrokerMosquitto && (c.Mosquitto.URL == "" || c.Mosquitto.Password == ""):
 		return errors.New("BROKER_MODE=mosquitto needs MOSQUITTO_URL and MOSQUITTO_DYNSEC_PASSWORD")
+	case c.MQTT.URL != "" && len(c.KafkaBrokers) == 0:
+		return errors.New("KAFKA_BROKERS is required with MQTT_URL (host:port[,host:port...])")
+	case c.MQTT.URL != "" && c.MQTT.Username == "":
+		return errors.New("MQTT_USERNAME is required with MQTT_URL")
+	case c.Telemetry.MaxPayload < 0 || c.Telemetry.BatchSize < 0 || c.Telemetry.Buffer < 0:
+		return errors.New("TELEMETRY_MAX_PAYLOAD, TELEMETRY_BATCH_SIZE and TELEMETRY_BUFFER must not be negative")
+	case c.Telemetry.BatchSize > 10000:
+		return errors.New("TELEMETRY_BATCH_SIZE must be at most 10000 (the data service's batch limit)")
 	}
 	return nil
 }
@@ -139,6 +187,13 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger, opts ...process.Optio
 		return fmt.Errorf("device: %w", err)
 	}
 	grpcapi.Register(srv, a, log)
+	if cfg.MQTT.URL != "" {
+		if err := startLink(ctx, cfg, p, sqlstore.New(db), dataConn, log); err != nil {
+			return err
+		}
+	} else {
+		log.Warn("MQTT_URL not set: no telemetry ingest, presence or commands")
+	}
 	log.Info("device service configured", zap.String("database", string(db.Dialect)),
 		zap.String("data_addr", cfg.DataAddr), zap.String("broker_mode", cfg.BrokerMode))
 	return p.Run(ctx, ls.Ops)

@@ -6,10 +6,12 @@ package dataclient
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	datav1 "github.com/comfortech/platform/proto/comfortech/data/v1"
 	"github.com/comfortech/platform/services/device/internal/app"
@@ -61,4 +63,31 @@ func fromStatus(what string, err error) error {
 		return fmt.Errorf("dataclient: %s: %w", what, err)
 	}
 	return fmt.Errorf("dataclient: %s: %w: %w", what, kind, err)
+}
+
+// Telemetry is the data service's telemetry, presence and state API
+// (DataInternalService), as the MQTT side of the service uses it. Its
+// methods return the service's gRPC errors unchanged, so callers can tell
+// a refusal from an outage with status.Code.
+type Telemetry struct {
+	c datav1.DataInternalServiceClient
+}
+
+// NewTelemetry returns a Telemetry on conn, which must carry the service's
+// credentials.
+func NewTelemetry(conn grpc.ClientConnInterface) *Telemetry {
+	return &Telemetry{c: datav1.NewDataInternalServiceClient(conn)}
+}
+
+// AppendTelemetry stores a batch of records (idempotent on device and seq).
+func (t *Telemetry) AppendTelemetry(ctx context.Context, recs []*datav1.TelemetryRecord) error {
+	_, err := t.c.AppendTelemetry(ctx, &datav1.AppendTelemetryRequest{Records: recs})
+	return err
+}
+
+// RecordPresence stores a device's connection state and last-seen time.
+func (t *Telemetry) RecordPresence(ctx context.Context, deviceID string, online bool, lastSeen time.Time) error {
+	_, err := t.c.RecordPresence(ctx, &datav1.RecordPresenceRequest{DeviceId: deviceID, Online: online,
+		LastSeenTime: timestamppb.New(lastSeen)})
+	return err
 }

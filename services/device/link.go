@@ -1,0 +1,131 @@
+package device
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+
+	"github.com/comfortech/platform/libs/kafka"
+	"github.com/comfortech/platform/libs/process"
+	"github.com/comfortech/platform/services/device/internal/app"
+	"github.com/comfortech/platform/services/device/internal/dataclient"
+	"github.com/comfortech/platform/services/device/internal/ingest"
+	"github.com/comfortech/platform/services/device/internal/mqttlink"
+	"github.com/comfortech/platform/services/device/internal/presence"
+)
+
+// startLink adds the MQTT side to p: the Kafka producer, the telemetry
+// ingester, the presence tracker and the MQTT link that feeds them. On shutdown the link stops
+// first (no new messages), then the ingester flushes its buffer, then the
+// producer closes.
+func startLink(ctx context.Context, cfg Config, p *process.Process, store app.Store, dataConn grpc.ClientConnInterface, log *zap.Logger) error {
+	kcfg := kafka.Config{Brokers: cfg.KafkaBrokers, ClientID: "device-service", DialTimeout: 5 * time.Second}
+	km, err := kafka.NewMetrics(p.Metrics)
+	if err != nil {
+		return fmt.Errorf("device: %w", err)
+	}
+	producer, err := kafka.NewProducer(kcfg, log.Named("kafka"), km)
+	if err != nil {
+		return fmt.Errorf("device: %w", err)
+	}
+	pinger, err := kafka.NewPinger(kcfg)
+	if err != nil {
+		return fmt.Errorf("device: %w", err)
+	}
+	p.Health.Add("kafka", pinger.Check)
+
+	data := dataclient.NewTelemetry(dataConn)
+	ing, err := ingest.New(data, producer, ingest.Config{
+		MaxPayload: cfg.Telemetry.MaxPayload, BatchSize: cfg.Telemetry.BatchSize, BatchWait: cfg.Telemetry.BatchWait,
+		Buffer: cfg.Telemetry.Buffer, EnqueueWait: cfg.Telemetry.EnqueueWait,
+		ModelOf: modelCache(store), Log: log.Named("ingest"), Metrics: p.Metrics,
+	})
+	if err != nil {
+		return fmt.Errorf("device: %w", err)
+	}
+
+	clientID := cfg.MQTT.ClientID
+	if clientID == "" {
+		host, err := os.Hostname()
+		if err != nil {
+			return fmt.Errorf("device: MQTT_CLIENT_ID not set and no host name: %w", err)
+		}
+		clientID = "device-service-" + host
+	}
+	var link atomic.Pointer[mqttlink.Link]
+	p.Health.Add("mqtt", func(ctx context.Context) error {
+		if l := link.Load(); l != nil {
+			return l.Check(ctx)
+		}
+		return errors.New("mqtt link not connected yet")
+	})
+
+	p.Go("mqtt link", func(ctx context.Context) error {
+		// The ingester outlives ctx to flush what the link handed over.
+		ingCtx, stopIngest := context.WithCancel(context.WithoutCancel(ctx))
+		ingDone := make(chan struct{})
+		go func() { defer close(ingDone); _ = ing.Run(ingCtx) }()
+		defer func() {
+			stopIngest()
+			<-ingDone
+			if err := producer.Close(); err != nil {
+				log.Warn("kafka producer close", zap.Error(err))
+			}
+			_ = pinger.Close()
+		}()
+
+		tracker, err := presence.New(ingCtx, data, producer, presence.Config{Debounce: cfg.PresenceDebounce,
+			Log: log.Named("presence"), Metrics: p.Metrics})
+		if err != nil {
+			return fmt.Errorf("device: %w", err)
+		}
+		defer tracker.Close()
+		handle := func(m mqttlink.Message) {
+			switch m.Kind {
+			case mqttlink.KindTelemetry:
+				ing.Handle(ingCtx, m.DeviceID, m.Topic, m.Payload, m.Received)
+			case mqttlink.KindStatus:
+				tracker.Handle(m.DeviceID, m.Payload, m.Received)
+			default:
+				log.Debug("mqtt message not handled yet", zap.Stringer("kind", m.Kind), zap.String("device_id", m.DeviceID))
+			}
+		}
+		l, err := mqttlink.Dial(ctx, mqttlink.Config{URL: cfg.MQTT.URL, Username: cfg.MQTT.Username,
+			Password: cfg.MQTT.Password.Reveal(), ClientID: clientID, Handler: handle, Log: log.Named("mqtt")})
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("device: %w", err)
+		}
+		link.Store(l)
+		<-ctx.Done()
+		l.Close()
+		return nil
+	})
+	return nil
+}
+
+// modelCache returns the model of a device from its credentials,
+// remembered once read (a device's model never changes).
+func modelCache(store app.Store) func(ctx context.Context, deviceID string) string {
+	var cache sync.Map
+	return func(ctx context.Context, deviceID string) string {
+		if m, ok := cache.Load(deviceID); ok {
+			return m.(string)
+		}
+		c, err := store.GetCredential(ctx, deviceID)
+		if err != nil {
+			return ""
+		}
+		cache.Store(deviceID, c.Model)
+		return c.Model
+	}
+}

@@ -1,0 +1,403 @@
+package device_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/listeners"
+	"go.uber.org/zap/zaptest"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
+
+	"github.com/comfortech/platform/deployments/allinone/devstack/idp/idptest"
+	"github.com/comfortech/platform/libs/auth"
+	"github.com/comfortech/platform/libs/config"
+	"github.com/comfortech/platform/libs/kafka"
+	"github.com/comfortech/platform/libs/kafka/kafkatest"
+	"github.com/comfortech/platform/libs/metrics"
+	"github.com/comfortech/platform/libs/process"
+	"github.com/comfortech/platform/libs/rpc"
+	datav1 "github.com/comfortech/platform/proto/comfortech/data/v1"
+	devicev1 "github.com/comfortech/platform/proto/comfortech/device/v1"
+	eventsv1 "github.com/comfortech/platform/proto/comfortech/events/v1"
+	"github.com/comfortech/platform/services/data"
+	"github.com/comfortech/platform/services/device"
+	"github.com/comfortech/platform/services/device/brokerclient"
+	"github.com/comfortech/platform/services/device/mqttauth"
+	"github.com/comfortech/platform/services/device/simulator"
+)
+
+const model = "thermo-x1"
+
+// stack is the device service running for real: the data service on
+// SQLite, the identity provider, kfake, and a mochi broker whose auth hook
+// asks the device service.
+type stack struct {
+	idp      *idptest.Server
+	brokers  []string
+	mqttURL  string
+	dataConn *grpc.ClientConn
+	devConn  *grpc.ClientConn
+	admin    context.Context
+}
+
+func listen(t *testing.T) net.Listener {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+// run runs f until the test ends.
+func run(t *testing.T, name string, f func(ctx context.Context) error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- f(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("%s: %v", name, err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Errorf("%s did not return", name)
+		}
+	})
+}
+
+func dialGRPC(t *testing.T, addr string) *grpc.ClientConn {
+	t.Helper()
+	c, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+func waitServing(t *testing.T, c *grpc.ClientConn) {
+	t.Helper()
+	eventually(t, "the service to be ready", 20*time.Second, func() bool {
+		r, err := healthpb.NewHealthClient(c).Check(context.Background(), &healthpb.HealthCheckRequest{})
+		return err == nil && r.GetStatus() == healthpb.HealthCheckResponse_SERVING
+	})
+}
+
+func eventually(t *testing.T, what string, d time.Duration, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func as(token string) context.Context {
+	return metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+token)
+}
+
+// start runs the stack; edit adjusts the device service's configuration.
+func start(t *testing.T, edit func(*device.Config)) *stack {
+	t.Helper()
+	idp := idptest.Start(t)
+	cluster := kafkatest.NewCluster(t)
+	s := &stack{idp: idp, brokers: cluster.ListenAddrs()}
+
+	dataGRPC, dataOps := listen(t), listen(t)
+	run(t, "data.Run", func(ctx context.Context) error {
+		return data.Run(ctx, data.Config{Auth: auth.Settings{Issuer: idp.Issuer()},
+			DatabaseURL: "sqlite:" + filepath.Join(t.TempDir(), "data.db"), KafkaBrokers: s.brokers,
+			ClaimAttempts: 10, ClaimPeriod: time.Minute}, zaptest.NewLogger(t).Named("data"),
+			process.WithGRPCListener(dataGRPC), process.WithOpsListener(dataOps))
+	})
+	s.dataConn = dialGRPC(t, dataGRPC.Addr().String())
+	waitServing(t, s.dataConn)
+
+	devGRPC, devOps := listen(t), listen(t)
+	svcAuth := auth.Settings{Issuer: idp.Issuer(), ClientID: "comfortech-device",
+		ClientSecret: config.Secret(idp.ClientSecret(t, "comfortech-device"))}
+	s.mqttURL = startBroker(t, devGRPC.Addr().String(), svcAuth)
+
+	cfg := device.Config{Auth: svcAuth, DatabaseURL: "sqlite:" + filepath.Join(t.TempDir(), "device.db"),
+		DataAddr: dataGRPC.Addr().String(), BrokerMode: device.BrokerEmbedded, KafkaBrokers: s.brokers,
+		MQTT: device.MQTTConfig{URL: s.mqttURL, Username: serviceUser, Password: servicePass, ClientID: "device-service-test"},
+		Telemetry: device.TelemetryConfig{MaxPayload: 64 << 10, BatchSize: 500, BatchWait: 20 * time.Millisecond,
+			Buffer: 10000, EnqueueWait: time.Second},
+	}
+	if edit != nil {
+		edit(&cfg)
+	}
+	run(t, "device.Run", func(ctx context.Context) error {
+		return device.Run(ctx, cfg, zaptest.NewLogger(t).Named("device"),
+			process.WithGRPCListener(devGRPC), process.WithOpsListener(devOps))
+	})
+	s.devConn = dialGRPC(t, devGRPC.Addr().String())
+	waitServing(t, s.devConn)
+
+	s.admin = as(idp.AdminLogin(t).AccessToken)
+	if _, err := datav1.NewDeviceModelServiceClient(s.dataConn).PutDeviceModel(s.admin, &datav1.PutDeviceModelRequest{
+		Model: &datav1.DeviceModel{Id: model, Title: "Thermostat", Commands: []string{"reboot", "set_mode", "set_target_temperature"}}}); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+const serviceUser, servicePass = "comfort-device-service", "service-secret"
+
+// startBroker runs a mochi broker whose hook asks the device service at
+// deviceAddr (which may not be up yet) with the service's token.
+func startBroker(t *testing.T, deviceAddr string, svc auth.Settings) string {
+	t.Helper()
+	ts, err := svc.NewTokenSource()
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := rpc.Dial(deviceAddr, metrics.New(), rpc.WithPerRPCCredentials(ts))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	srv := mqtt.New(&mqtt.Options{InlineClient: true})
+	if err := srv.AddHook(mqttauth.New(mqttauth.Options{Authorizer: brokerclient.New(conn),
+		ServiceUsername: serviceUser, ServicePassword: servicePass}), nil); err != nil {
+		t.Fatal(err)
+	}
+	l := listen(t)
+	addr := l.Addr().String()
+	_ = l.Close()
+	if err := srv.AddListener(listeners.NewTCP(listeners.Config{ID: "t", Address: addr})); err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = srv.Serve() }()
+	t.Cleanup(func() { _ = srv.Close() })
+	return "tcp://" + addr
+}
+
+// provisioned is a device with its credentials and claim code.
+type provisioned struct {
+	simulator.Credential
+	ClaimCode string
+}
+
+// provision creates n devices.
+func (s *stack) provision(t *testing.T, n int) []provisioned {
+	t.Helper()
+	reqs := make([]*devicev1.ProvisionDeviceRequest, n)
+	for i := range reqs {
+		reqs[i] = &devicev1.ProvisionDeviceRequest{Serial: fmt.Sprintf("SN-%d-%d", time.Now().UnixNano(), i), Model: model}
+	}
+	resp, err := devicev1.NewDeviceAdminServiceClient(s.devConn).BatchProvisionDevices(s.admin,
+		&devicev1.BatchProvisionDevicesRequest{Requests: reqs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make([]provisioned, n)
+	for i, d := range resp.GetItems() {
+		out[i] = provisioned{simulator.Credential{ID: d.GetDeviceId(), Secret: d.GetSecret(), Serial: d.GetSerial(), Model: model}, d.GetClaimCode()}
+	}
+	return out
+}
+
+// owner creates a user who claims d, and returns the user's context.
+func (s *stack) owner(t *testing.T, phone string, d provisioned) context.Context {
+	t.Helper()
+	u := s.idp.CreateUser(t, phone)
+	if _, err := datav1.NewDataInternalServiceClient(s.dataConn).CreateAccount(as(s.idp.ServiceToken(t, "comfortech-device")),
+		&datav1.CreateAccountRequest{AccountId: u.ID, Phone: phone, Name: "Owner"}); err != nil {
+		t.Fatal(err)
+	}
+	ctx := as(s.idp.Login(t, u.Username, u.Password).AccessToken)
+	if _, err := datav1.NewDeviceServiceClient(s.dataConn).ClaimDevice(ctx, &datav1.ClaimDeviceRequest{
+		Serial: d.Serial, ClaimCode: d.ClaimCode}); err != nil {
+		t.Fatalf("claim: %v", err)
+	}
+	return ctx
+}
+
+// fleet runs the simulator with devs until the test ends.
+func (s *stack) fleet(t *testing.T, ps []provisioned, interval time.Duration) *simulator.Fleet {
+	t.Helper()
+	devs := make([]simulator.Credential, len(ps))
+	for i, p := range ps {
+		devs[i] = p.Credential
+	}
+	f, err := simulator.New(simulator.Config{Broker: s.mqttURL, Devices: devs, Interval: interval}, zaptest.NewLogger(t).Named("sim"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, "fleet", f.Run)
+	eventually(t, "the devices to connect", 15*time.Second, func() bool { return f.Stats().Connected == len(devs) })
+	return f
+}
+
+// device connects a raw MQTT client as a device.
+func (s *stack) device(t *testing.T, c provisioned) paho.Client {
+	t.Helper()
+	cl := paho.NewClient(paho.NewClientOptions().AddBroker(s.mqttURL).SetClientID(c.ID).SetUsername(c.ID).SetPassword(c.Secret))
+	if tok := cl.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("device connect: %v", tok.Error())
+	}
+	t.Cleanup(func() { cl.Disconnect(0) })
+	return cl
+}
+
+func publish(t *testing.T, c paho.Client, topic string, body []byte) {
+	t.Helper()
+	if tok := c.Publish(topic, 1, false, body); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("publish %s: %v", topic, tok.Error())
+	}
+}
+
+// TestTelemetry: a simulated device's telemetry reaches the data service
+// and device.telemetry; malformed and oversized messages land in the DLQ
+// with their reason.
+func TestTelemetry(t *testing.T) {
+	t.Parallel()
+	s := start(t, nil)
+	devs := s.provision(t, 3)
+	s.fleet(t, devs[:2], 100*time.Millisecond)
+
+	// The data service has the readings: the owner sees them.
+	ownerCtx := s.owner(t, "+79510000101", devs[0])
+	eventually(t, "telemetry in the data service", 20*time.Second, func() bool {
+		r, err := datav1.NewTelemetryServiceClient(s.dataConn).GetLatestTelemetry(ownerCtx,
+			&datav1.GetLatestTelemetryRequest{DeviceId: devs[0].ID})
+		return err == nil && len(r.GetMetrics()) > 0
+	})
+
+	// The telemetry events carry the devices' samples and model.
+	msgs := kafkatest.ReadTopic(t, s.brokers, "device.telemetry", 4, 20*time.Second)
+	for _, m := range msgs {
+		var e eventsv1.TelemetryReported
+		if _, err := kafka.DecodeEvent(&m, &e); err != nil {
+			t.Fatal(err)
+		}
+		if (e.GetDeviceId() != devs[0].ID && e.GetDeviceId() != devs[1].ID) || string(m.Key) != e.GetDeviceId() ||
+			e.GetModel() != model || len(e.GetSamples()) == 0 || len(e.GetSamples()[0].GetMetrics()) == 0 {
+			t.Errorf("event: key %s, %v", m.Key, &e)
+		}
+	}
+
+	// A misbehaving device: every bad message lands in the DLQ with its
+	// reason, and the service goes on.
+	raw := s.device(t, devs[2])
+	topic := "devices/" + devs[2].ID + "/telemetry"
+	now := time.Now().UnixMilli()
+	bad := []struct{ body, reason string }{
+		{`not json`, "invalid_json"},
+		{fmt.Sprintf(`{"ts":%d,"seq":-1,"metrics":{"t":1}}`, now), "invalid_seq"},
+		{fmt.Sprintf(`[{"ts":%d,"seq":1,"metrics":{"Temp":1}}]`, now), "invalid_metric_name"},
+		{fmt.Sprintf(`{"ts":%d,"seq":1,"metrics":{"t":1},"pad":"%s"}`, now, strings.Repeat("x", 70<<10)), "too_large"},
+		{`{"seq":1,"metrics":{"t":1}}`, "invalid_ts"},
+	}
+	for _, b := range bad {
+		publish(t, raw, topic, []byte(b.body))
+	}
+	publish(t, raw, topic, []byte(fmt.Sprintf(`{"ts":%d,"seq":7,"metrics":{"temperature":20.5}}`, now)))
+	dlq := kafkatest.ReadTopic(t, s.brokers, "device.telemetry.dlq", len(bad), 20*time.Second)
+	for i, m := range dlq {
+		if got := m.Header(kafka.HeaderDLQReason); got != bad[i].reason || m.Header("device_id") != devs[2].ID ||
+			m.Header("dlq_mqtt_topic") != topic || string(m.Key) != devs[2].ID {
+			t.Errorf("dlq[%d]: reason %q device %q topic %q, want reason %q", i, got, m.Header("device_id"),
+				m.Header("dlq_mqtt_topic"), bad[i].reason)
+		}
+	}
+	// The good message after them went through.
+	eventually(t, "the good message's event", 20*time.Second, func() bool {
+		return telemetryOf(t, s, devs[2].ID)
+	})
+}
+
+// telemetryOf says whether device.telemetry holds an event of deviceID.
+func telemetryOf(t *testing.T, s *stack, deviceID string) bool {
+	t.Helper()
+	n := int(kafkatest.EndOffset(t, s.brokers, "device.telemetry"))
+	for _, m := range kafkatest.ReadTopic(t, s.brokers, "device.telemetry", n, 5*time.Second) {
+		if string(m.Key) == deviceID {
+			return true
+		}
+	}
+	return false
+}
+
+// presenceEvents returns the DevicePresenceChanged events of deviceID on
+// device.lifecycle so far.
+func presenceEvents(t *testing.T, s *stack, deviceID string) []*eventsv1.DevicePresenceChanged {
+	t.Helper()
+	n := int(kafkatest.EndOffset(t, s.brokers, "device.lifecycle"))
+	if n == 0 {
+		return nil
+	}
+	var out []*eventsv1.DevicePresenceChanged
+	for _, m := range kafkatest.ReadTopic(t, s.brokers, "device.lifecycle", n, 5*time.Second) {
+		if m.Header("ce_type") != "comfortech.device.presence.v1" || string(m.Key) != deviceID {
+			continue
+		}
+		var e eventsv1.DevicePresenceChanged
+		if _, err := kafka.DecodeEvent(&m, &e); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, &e)
+	}
+	return out
+}
+
+// TestPresence: a device's `online` and its last will become presence
+// events (debounced) and reach the data service; a flap is ignored.
+func TestPresence(t *testing.T) {
+	t.Parallel()
+	s := start(t, func(c *device.Config) { c.PresenceDebounce = 300 * time.Millisecond })
+	devs := s.provision(t, 2)
+	ownerCtx := s.owner(t, "+79510000201", devs[0])
+	f := s.fleet(t, devs[:1], time.Second)
+	devices := datav1.NewDeviceServiceClient(s.dataConn)
+
+	eventually(t, "the online event", 20*time.Second, func() bool {
+		es := presenceEvents(t, s, devs[0].ID)
+		return len(es) == 1 && es[0].GetOnline() && es[0].GetReason() == eventsv1.PresenceReason_PRESENCE_REASON_CONNECTED
+	})
+	eventually(t, "online in the data service", 10*time.Second, func() bool {
+		d, err := devices.GetDevice(ownerCtx, &datav1.GetDeviceRequest{DeviceId: devs[0].ID})
+		return err == nil && d.GetDevice().GetOnline()
+	})
+
+	// The connection drops: the broker publishes the last will.
+	if err := f.Drop(devs[0].ID, true, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the offline event", 20*time.Second, func() bool {
+		es := presenceEvents(t, s, devs[0].ID)
+		return len(es) == 2 && !es[1].GetOnline()
+	})
+	eventually(t, "offline in the data service", 10*time.Second, func() bool {
+		d, err := devices.GetDevice(ownerCtx, &datav1.GetDeviceRequest{DeviceId: devs[0].ID})
+		return err == nil && !d.GetDevice().GetOnline()
+	})
+
+	// A device that comes online and drops back within the window: no
+	// change at all.
+	raw := s.device(t, devs[1])
+	for _, st := range []string{"online", "offline"} {
+		if tok := raw.Publish("devices/"+devs[1].ID+"/status", 1, true, st); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+			t.Fatal(tok.Error())
+		}
+	}
+	time.Sleep(time.Second)
+	if es := presenceEvents(t, s, devs[1].ID); len(es) != 0 {
+		t.Errorf("flap produced events: %v", es)
+	}
+}
