@@ -2,6 +2,7 @@ package device
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -9,8 +10,12 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/comfortech/platform/libs/kafka"
 	"github.com/comfortech/platform/libs/process"
@@ -93,6 +98,8 @@ func startLink(ctx context.Context, cfg Config, p *process.Process, store app.St
 				ing.Handle(ingCtx, m.DeviceID, m.Topic, m.Payload, m.Received)
 			case mqttlink.KindStatus:
 				tracker.Handle(m.DeviceID, m.Payload, m.Received)
+			case mqttlink.KindReported:
+				reportState(ingCtx, data, m, log)
 			default:
 				log.Debug("mqtt message not handled yet", zap.Stringer("kind", m.Kind), zap.String("device_id", m.DeviceID))
 			}
@@ -111,6 +118,43 @@ func startLink(ctx context.Context, cfg Config, p *process.Process, store app.St
 		return nil
 	})
 	return nil
+}
+
+// maxReported bounds a reported-state document, like the data service's
+// documents.
+const maxReported = 64 << 10
+
+// reportState hands a device's state/reported document to the data
+// service, which merges it, versions it and emits DeviceStateReported.
+// A document that is not a JSON object is refused with a warning: the
+// device is told nothing over MQTT 3.1.1, so the log and the metric are
+// where an operator sees it.
+func reportState(ctx context.Context, data *dataclient.Telemetry, m mqttlink.Message, log *zap.Logger) {
+	var doc map[string]any
+	if len(m.Payload) > maxReported || json.Unmarshal(m.Payload, &doc) != nil || len(doc) == 0 {
+		log.Warn("state/reported refused: not a JSON object of at most 64 KiB", zap.String("device_id", m.DeviceID), zap.Int("bytes", len(m.Payload)))
+		return
+	}
+	reported, err := structpb.NewStruct(doc)
+	if err != nil {
+		log.Warn("state/reported refused", zap.String("device_id", m.DeviceID), zap.Error(err))
+		return
+	}
+	_, err = backoff.Retry(ctx, func() (struct{}, error) {
+		callCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		err := data.ReportDeviceState(callCtx, m.DeviceID, reported, m.Received)
+		switch status.Code(err) {
+		case codes.OK:
+			return struct{}{}, nil
+		case codes.NotFound, codes.InvalidArgument, codes.PermissionDenied:
+			return struct{}{}, backoff.Permanent(err)
+		}
+		return struct{}{}, err
+	}, backoff.WithMaxTries(5), backoff.WithMaxElapsedTime(30*time.Second))
+	if err != nil {
+		log.Warn("state/reported not stored", zap.String("device_id", m.DeviceID), zap.Error(err))
+	}
 }
 
 // modelCache returns the model of a device from its credentials,

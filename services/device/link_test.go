@@ -279,6 +279,13 @@ func TestTelemetry(t *testing.T) {
 		return err == nil && len(r.GetMetrics()) > 0
 	})
 
+	// The simulator reports its state on connecting: the data service has it.
+	eventually(t, "reported state in the data service", 20*time.Second, func() bool {
+		r, err := datav1.NewDeviceStateServiceClient(s.dataConn).GetDeviceState(ownerCtx,
+			&datav1.GetDeviceStateRequest{DeviceId: devs[0].ID})
+		return err == nil && len(r.GetState().GetReported().GetState().GetFields()) > 0
+	})
+
 	// The telemetry events carry the devices' samples and model.
 	msgs := kafkatest.ReadTopic(t, s.brokers, "device.telemetry", 4, 20*time.Second)
 	for _, m := range msgs {

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	datav1 "github.com/comfortech/platform/proto/comfortech/data/v1"
@@ -82,6 +83,14 @@ func NewTelemetry(conn grpc.ClientConnInterface) *Telemetry {
 // AppendTelemetry stores a batch of records (idempotent on device and seq).
 func (t *Telemetry) AppendTelemetry(ctx context.Context, recs []*datav1.TelemetryRecord) error {
 	_, err := t.c.AppendTelemetry(ctx, &datav1.AppendTelemetryRequest{Records: recs})
+	return err
+}
+
+// ReportDeviceState merges a device's reported state into the data
+// service's document.
+func (t *Telemetry) ReportDeviceState(ctx context.Context, deviceID string, reported *structpb.Struct, at time.Time) error {
+	_, err := t.c.ReportDeviceState(ctx, &datav1.ReportDeviceStateRequest{DeviceId: deviceID, Reported: reported,
+		ReportTime: timestamppb.New(at)})
 	return err
 }
 
