@@ -347,7 +347,18 @@ func parts(cfg Config, id *identity, addrs wiring, codes *devsink.Sink) []part {
 			return device.Run(ctx, dc, log, opts...)
 		}},
 		{"notify", "grpc", func(ctx context.Context, log *zap.Logger, opts ...process.Option) error {
-			return notify.Run(ctx, notify.Config{HTTP: cfg.HTTP, Auth: id.settings("notify")}, log, opts...)
+			nc, err := config.ParseFrom[notify.Config](id.environment("notify", map[string]string{
+				"DATABASE_URL":  "sqlite:" + filepath.Join(cfg.DataDir, "notify", "notify.db"),
+				"KAFKA_BROKERS": addrs.kafka, "DATA_ADDR": addrs.data,
+				// Dev mode: push, SMS and mail land in the dev inbox, and
+				// webhooks may target this machine.
+				"NOTIFY_DEV_SINK": "true", "WEBHOOK_ALLOW_PRIVATE": "true",
+			}))
+			if err != nil {
+				return err
+			}
+			nc.HTTP = cfg.HTTP
+			return notify.Run(ctx, nc, log, opts...)
 		}},
 		{"main-gateway", "http", func(ctx context.Context, log *zap.Logger, opts ...process.Option) error {
 			return maingw.Run(ctx, maingw.Config{

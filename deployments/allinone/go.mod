@@ -5,13 +5,13 @@ go 1.26.0
 require (
 	github.com/IBM/sarama v1.61.1
 	github.com/MicahParks/keyfunc/v3 v3.9.1
-	github.com/comfortech/platform/deployments/allinone/devstack v0.0.0-00010101000000-000000000000
+	github.com/comfortech/platform/deployments/allinone/devstack v0.0.0
 	github.com/comfortech/platform/gateways/admin v0.0.0-00010101000000-000000000000
 	github.com/comfortech/platform/gateways/auth v0.0.0-00010101000000-000000000000
 	github.com/comfortech/platform/gateways/main v0.0.0-00010101000000-000000000000
 	github.com/comfortech/platform/libs v0.0.0
 	github.com/comfortech/platform/proto v0.0.0
-	github.com/comfortech/platform/services/data v0.0.0-00010101000000-000000000000
+	github.com/comfortech/platform/services/data v0.0.0
 	github.com/comfortech/platform/services/device v0.0.0-00010101000000-000000000000
 	github.com/comfortech/platform/services/notify v0.0.0-00010101000000-000000000000
 	github.com/eclipse/paho.mqtt.golang v1.5.1
@@ -28,6 +28,7 @@ require (
 	buf.build/go/protovalidate v1.4.0 // indirect
 	cel.dev/cel-go v0.32.0 // indirect
 	cel.dev/expr v0.25.3 // indirect
+	cloud.google.com/go/compute/metadata v0.9.0 // indirect
 	github.com/DataDog/zstd v1.4.5 // indirect
 	github.com/MicahParks/jwkset v0.11.4 // indirect
 	github.com/Nerzal/gocloak/v13 v13.8.0 // indirect
@@ -87,9 +88,11 @@ require (
 	github.com/rs/xid v1.4.0 // indirect
 	github.com/segmentio/ksuid v1.0.4 // indirect
 	github.com/sethvargo/go-retry v0.5.0 // indirect
+	github.com/sony/gobreaker/v2 v2.4.0 // indirect
 	github.com/twmb/franz-go v1.22.2 // indirect
 	github.com/twmb/franz-go/pkg/kfake v0.0.0-20260918054303-01f206a7e32c // indirect
 	github.com/twmb/franz-go/pkg/kmsg v1.15.0 // indirect
+	github.com/wneessen/go-mail v0.8.1 // indirect
 	go.opentelemetry.io/otel v1.47.0 // indirect
 	go.opentelemetry.io/otel/trace v1.47.0 // indirect
 	go.uber.org/multierr v1.11.0 // indirect

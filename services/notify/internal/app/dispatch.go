@@ -1,0 +1,436 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/sony/gobreaker/v2"
+	"go.uber.org/zap"
+)
+
+// Handle routes one outbox notification: it looks up the event type,
+// the account's preferences and recipients, renders the messages and
+// records one delivery per (channel, recipient), which the scheduler then
+// sends. Deliveries already recorded for n.ID are not repeated. An error
+// wrapping ErrInvalid means n can never be handled (unknown application or
+// event type); other errors are worth retrying.
+func (s *Service) Handle(ctx context.Context, n *Notification, source []byte) error {
+	a, err := s.application(ctx, n.Application)
+	if err != nil {
+		return err
+	}
+	if a == nil {
+		return fmt.Errorf("application %q is not registered: %w", n.Application, ErrInvalid)
+	}
+	et, ok := a.EventType(n.EventType)
+	if !ok {
+		return fmt.Errorf("event type %q is not registered by %q: %w", n.EventType, n.Application, ErrInvalid)
+	}
+	if !slices.Contains(et.Levels, n.Level) {
+		return fmt.Errorf("level %q is not registered for %s/%s: %w", n.Level, n.Application, n.EventType, ErrInvalid)
+	}
+	prefs, err := s.GetPreferences(ctx, n.AccountID)
+	if err != nil {
+		return err
+	}
+	acct, err := s.account(ctx, n.AccountID, n.Payload)
+	if err != nil {
+		return err
+	}
+	loc := time.UTC
+	if acct.Timezone != "" {
+		if l, err := time.LoadLocation(acct.Timezone); err == nil {
+			loc = l
+		}
+	}
+	chans, quiet := Route(prefs, et, n.Application, n.Level, s.now(), loc)
+	if quiet {
+		return s.skip(ctx, n, "", "", "quiet hours")
+	}
+	critical := n.Level == LevelCritical
+	var ds []*Delivery
+	add := func(ch Channel, recipient, masked string, r Rendered, fallback string) {
+		ds = append(ds, &Delivery{
+			ID: uuid.NewString(), NotificationID: n.ID, AccountID: n.AccountID, Application: n.Application,
+			EventType: n.EventType, Level: n.Level, Channel: ch, Recipient: recipient, Masked: masked,
+			Subject: r.Subject, Body: r.Body, HTMLBody: r.HTML, Fallback: fallback, Status: StatusPending,
+			NextAttempt: s.now(), Source: source, CreateTime: s.now(),
+		})
+	}
+	for _, ch := range chans {
+		if s.cfg.Senders[ch] == nil {
+			continue
+		}
+		r, err := s.Render(ctx, n, et.Title, ch, acct.Locale)
+		if err != nil {
+			return err
+		}
+		switch ch {
+		case Push:
+			tokens, _, err := s.store.ListPushTokens(ctx, n.AccountID, Page{Size: 100})
+			if err != nil {
+				return err
+			}
+			fallback := ""
+			if critical && acct.Phone != "" && !slices.Contains(prefs.DisabledChannels, SMS) {
+				fallback = acct.Phone
+			}
+			if len(tokens) == 0 {
+				if fallback != "" && s.cfg.Senders[SMS] != nil {
+					sr, err := s.Render(ctx, n, et.Title, SMS, acct.Locale)
+					if err != nil {
+						return err
+					}
+					add(SMS, fallback, MaskPhone(fallback), sr, "")
+					continue
+				}
+				if err := s.skip(ctx, n, ch, "", "no push token"); err != nil {
+					return err
+				}
+			}
+			for _, t := range tokens {
+				add(Push, t.Token, MaskToken(t.Token), r, fallback)
+			}
+		case SMS:
+			if acct.Phone == "" {
+				if err := s.skip(ctx, n, ch, "", "no phone"); err != nil {
+					return err
+				}
+				continue
+			}
+			add(SMS, acct.Phone, MaskPhone(acct.Phone), r, "")
+		case Email:
+			if acct.Email == "" {
+				if err := s.skip(ctx, n, ch, "", "no e-mail address"); err != nil {
+					return err
+				}
+				continue
+			}
+			add(Email, acct.Email, MaskEmail(acct.Email), r, "")
+		case Webhook:
+			eps, _, err := s.store.ListWebhooks(ctx, n.AccountID, Page{Size: 100})
+			if err != nil {
+				return err
+			}
+			for _, e := range eps {
+				if !e.Enabled || !e.Wants(n.Application, n.EventType) {
+					continue
+				}
+				body, err := webhookBody(n, r.Body)
+				if err != nil {
+					return err
+				}
+				add(Webhook, e.ID, MaskURL(e.URL), Rendered{Subject: r.Subject, Body: string(body)}, "")
+			}
+		}
+	}
+	if len(ds) == 0 {
+		return nil
+	}
+	if _, err := s.store.AddDeliveries(ctx, ds); err != nil {
+		return err
+	}
+	s.Wake()
+	return nil
+}
+
+// webhookBody is the JSON a webhook receives.
+func webhookBody(n *Notification, text string) ([]byte, error) {
+	return json.Marshal(map[string]any{
+		"type": n.Application + "." + n.EventType, "timestamp": n.Timestamp.UTC().Format(time.RFC3339Nano),
+		"data": map[string]any{
+			"id": n.ID, "application": n.Application, "event_type": n.EventType, "level": n.Level,
+			"message": text, "account_id": n.AccountID, "payload": n.Payload,
+		},
+	})
+}
+
+// account returns the recipient's contact details: the directory's,
+// overridden by phone, email, locale and timezone in the payload.
+func (s *Service) account(ctx context.Context, id string, payload map[string]any) (*Account, error) {
+	acct := &Account{ID: id}
+	if s.cfg.Directory != nil {
+		a, err := s.cfg.Directory.Account(ctx, id)
+		switch {
+		case err == nil:
+			acct = a
+		case errors.Is(err, ErrNotFound):
+		default:
+			return nil, fmt.Errorf("account %s: %w", id, err)
+		}
+	}
+	for k, dst := range map[string]*string{"phone": &acct.Phone, "email": &acct.Email, "locale": &acct.Locale, "timezone": &acct.Timezone} {
+		if v, ok := payload[k].(string); ok && v != "" {
+			*dst = v
+		}
+	}
+	return acct, nil
+}
+
+// skip logs a notification not sent on purpose.
+func (s *Service) skip(ctx context.Context, n *Notification, ch Channel, recipient, why string) error {
+	a := &Attempt{
+		ID: uuid.NewString(), NotificationID: n.ID, AccountID: n.AccountID, Application: n.Application,
+		EventType: n.EventType, Level: n.Level, Channel: ch, Recipient: recipient, Attempt: 1,
+		Status: StatusSkipped, Detail: why, Time: s.now(),
+	}
+	return s.store.RecordAttempt(ctx, nil, a, s.events(a)...)
+}
+
+func (s *Service) events(a *Attempt) []Event {
+	if s.cfg.Events == nil {
+		return nil
+	}
+	return s.cfg.Events(a)
+}
+
+// Wake makes the scheduler look for due deliveries now.
+func (s *Service) Wake() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run is the scheduler: it claims due deliveries (new ones and retries,
+// also those a crashed replica left) and attempts them with Workers
+// workers, until ctx ends.
+func (s *Service) Run(ctx context.Context) error {
+	work := make(chan *Delivery)
+	done := make(chan struct{})
+	for range s.cfg.Workers {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for d := range work {
+				s.attempt(context.WithoutCancel(ctx), d)
+			}
+		}()
+	}
+	defer func() {
+		close(work)
+		for range s.cfg.Workers {
+			<-done
+		}
+	}()
+	t := time.NewTicker(s.cfg.PollInterval)
+	defer t.Stop()
+	for {
+		ds, err := s.store.ClaimDue(ctx, s.now(), s.cfg.Lease, 4*s.cfg.Workers)
+		if err != nil && ctx.Err() == nil {
+			s.log.Warn("claiming due deliveries failed", zap.Error(err))
+		}
+		for i, d := range ds {
+			select {
+			case work <- d:
+			case <-ctx.Done():
+				s.release(ds[i:])
+				return nil
+			}
+		}
+		if len(ds) == 4*s.cfg.Workers {
+			continue // more are due
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		case <-s.wake:
+		}
+	}
+}
+
+// release hands back claims no worker took, so a restart need not wait
+// for their lease to end.
+func (s *Service) release(ds []*Delivery) {
+	ids := make([]string, len(ds))
+	for i, d := range ds {
+		ids[i] = d.ID
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.store.Release(ctx, ids); err != nil {
+		s.log.Warn("releasing claimed deliveries failed; they are retaken when their lease ends", zap.Error(err))
+	}
+}
+
+// attempt sends d once and records the outcome.
+func (s *Service) attempt(ctx context.Context, d *Delivery) *Attempt {
+	m := &Message{ID: d.NotificationID, Channel: d.Channel, Recipient: d.Recipient, Subject: d.Subject,
+		Body: d.Body, HTMLBody: d.HTMLBody, NotificationID: d.NotificationID}
+	key := string(d.Channel)
+	var ep *WebhookEndpoint
+	var res Result
+	if d.Channel == Webhook {
+		var err error
+		ep, err = s.store.GetWebhook(ctx, d.Recipient)
+		switch {
+		case errors.Is(err, ErrNotFound):
+			res = Result{Err: errors.New("endpoint deleted"), Detail: "endpoint deleted", Permanent: true}
+		case err != nil:
+			res = Result{Err: err, Detail: "store: " + err.Error()}
+		case !ep.Enabled:
+			res = Result{Err: errors.New("endpoint disabled"), Detail: "endpoint disabled: " + ep.DisabledReason, Permanent: true}
+		default:
+			m.Recipient, m.JSON, m.Body, m.Secrets = ep.URL, []byte(d.Body), "", ep.Secrets(s.now())
+			if u, err := url.Parse(ep.URL); err == nil {
+				key = "webhook:" + u.Host
+			}
+		}
+	}
+	start := time.Now()
+	if res.Err == nil {
+		if sender := s.cfg.Senders[d.Channel]; sender == nil {
+			res = Result{Err: errors.New("channel not configured"), Detail: "channel not configured", Permanent: true}
+		} else {
+			var err error
+			res, err = s.breaker(key).Execute(func() (Result, error) {
+				r := sender.Send(ctx, m)
+				if r.Err != nil && !r.Permanent && !r.Gone {
+					return r, r.Err
+				}
+				return r, nil
+			})
+			if errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests) {
+				res = Result{Err: err, Detail: "circuit open for " + key}
+			}
+		}
+	}
+	latency := time.Since(start)
+	d.Attempts++
+	a := &Attempt{
+		ID: uuid.NewString(), DeliveryID: d.ID, NotificationID: d.NotificationID, AccountID: d.AccountID,
+		Application: d.Application, EventType: d.EventType, Level: d.Level, Channel: d.Channel,
+		Recipient: d.Masked, Attempt: d.Attempts, ProviderStatus: res.Status, Detail: shorten(res.Detail),
+		Latency: latency, Time: s.now(),
+	}
+	var dead *DeadLetter
+	switch {
+	case res.Err == nil:
+		d.Status, a.Status = StatusSent, StatusSent
+	case res.Permanent || res.Gone || d.Attempts >= s.cfg.MaxAttempts:
+		d.Status, a.Status = StatusFailed, StatusFailed
+		if a.Detail == "" {
+			a.Detail = shorten(res.Err.Error())
+		}
+		dead = &DeadLetter{ID: uuid.NewString(), Topic: TopicOutbox, Key: d.AccountID, Value: string(d.Source),
+			Reason:         fmt.Sprintf("%s delivery to %s failed after %d attempts: %s", d.Channel, d.Masked, d.Attempts, a.Detail),
+			NotificationID: d.NotificationID, Attempts: d.Attempts, CreateTime: s.now()}
+	default:
+		d.Status, a.Status = StatusPending, StatusRetrying
+		if a.Detail == "" {
+			a.Detail = shorten(res.Err.Error())
+		}
+		d.NextAttempt = s.now().Add(max(s.backoff(d.Attempts), res.RetryAfter))
+		a.NextAttempt = d.NextAttempt
+	}
+	if err := s.store.RecordAttempt(ctx, d, a, s.events(a)...); err != nil {
+		// The lease ends and the delivery is attempted again: at least once.
+		s.log.Error("recording a delivery attempt failed", zap.String("delivery_id", d.ID), zap.Error(err))
+		return a
+	}
+	if res.Gone {
+		s.gone(ctx, d, ep, res)
+	}
+	if dead != nil && len(d.Source) > 0 {
+		if err := s.store.AddDeadLetter(ctx, dead); err != nil {
+			s.log.Error("recording a dead letter failed", zap.String("delivery_id", d.ID), zap.Error(err))
+		}
+	}
+	if d.Status == StatusFailed && d.Channel == Push && d.Fallback != "" {
+		s.fallback(ctx, d)
+	}
+	return a
+}
+
+// TopicOutbox is the topic notifications come from; dead deliveries are
+// dead letters of it.
+const TopicOutbox = "notifications.outbox"
+
+// gone removes a stale push token or disables a webhook endpoint that
+// answered 410.
+func (s *Service) gone(ctx context.Context, d *Delivery, ep *WebhookEndpoint, res Result) {
+	var err error
+	switch {
+	case d.Channel == Push:
+		err = s.store.DeletePushTokenValue(ctx, d.Recipient)
+	case d.Channel == Webhook && ep != nil:
+		ep.Enabled = false
+		ep.DisabledReason = fmt.Sprintf("endpoint answered %d", res.Status)
+		ep.UpdateTime = s.now()
+		err = s.store.UpdateWebhook(ctx, ep)
+	}
+	if err != nil {
+		s.log.Error("removing a gone recipient failed", zap.String("delivery_id", d.ID), zap.Error(err))
+	}
+}
+
+// fallback texts a critical notification whose push failed for good.
+func (s *Service) fallback(ctx context.Context, d *Delivery) {
+	sms := *d
+	sms.ID, sms.Channel, sms.Recipient, sms.Masked, sms.Fallback = uuid.NewString(), SMS, d.Fallback, MaskPhone(d.Fallback), ""
+	sms.Status, sms.Attempts, sms.NextAttempt, sms.HTMLBody = StatusPending, 0, s.now(), ""
+	if _, err := s.store.AddDeliveries(ctx, []*Delivery{&sms}); err != nil {
+		s.log.Error("SMS fallback failed", zap.String("delivery_id", d.ID), zap.Error(err))
+		return
+	}
+	s.Wake()
+}
+
+// backoff is the pause after the n-th failed attempt: exponential with
+// full jitter, capped.
+func (s *Service) backoff(n int) time.Duration {
+	d := s.cfg.MinBackoff << min(n-1, 30)
+	if d <= 0 || d > s.cfg.MaxBackoff {
+		d = s.cfg.MaxBackoff
+	}
+	return d/2 + rand.N(d/2+1)
+}
+
+func shorten(s string) string {
+	s = strings.TrimSpace(s)
+	if len(s) > 500 {
+		return s[:500]
+	}
+	return s
+}
+
+// MaskPhone keeps a phone number's last 4 digits.
+func MaskPhone(p string) string {
+	if len(p) <= 4 {
+		return "****"
+	}
+	return strings.Repeat("*", len(p)-4) + p[len(p)-4:]
+}
+
+// MaskEmail keeps an address's first letter and domain.
+func MaskEmail(e string) string {
+	at := strings.LastIndexByte(e, '@')
+	if at < 1 {
+		return "***"
+	}
+	return e[:1] + "***" + e[at:]
+}
+
+// MaskToken keeps a push token's last 8 characters.
+func MaskToken(t string) string {
+	if len(t) <= 8 {
+		return t
+	}
+	return "…" + t[len(t)-8:]
+}
+
+// MaskURL keeps a URL's host.
+func MaskURL(raw string) string {
+	if u, err := url.Parse(raw); err == nil {
+		return u.Host
+	}
+	return "?"
+}

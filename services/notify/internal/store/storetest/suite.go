@@ -1,0 +1,172 @@
+package storetest
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/comfortech/platform/services/notify/internal/app"
+)
+
+// Run runs the app.Store contract against the store newStore builds.
+func Run(t *testing.T, newStore func(t testing.TB) app.Store) {
+	ctx := context.Background()
+	now := time.Now().UTC().Truncate(time.Microsecond)
+
+	t.Run("applications", func(t *testing.T) {
+		t.Parallel()
+		s := newStore(t)
+		if _, err := s.GetApplication(ctx, "x"); !errors.Is(err, app.ErrNotFound) {
+			t.Fatalf("get missing: %v", err)
+		}
+		for _, n := range []string{"b", "a", "c"} {
+			a := &app.Application{Name: n, Title: n, EventTypes: []app.EventType{{ID: "e", Title: "E", Levels: []string{"info"}}}, CreateTime: now, UpdateTime: now}
+			if err := s.PutApplication(ctx, a); err != nil {
+				t.Fatal(err)
+			}
+		}
+		page, next, err := s.ListApplications(ctx, app.Page{Size: 2})
+		if err != nil || len(page) != 2 || page[0].Name != "a" || next != "b" {
+			t.Fatalf("page 1 = %v %q %v", page, next, err)
+		}
+		page, next, err = s.ListApplications(ctx, app.Page{Size: 2, Token: next})
+		if err != nil || len(page) != 1 || page[0].Name != "c" || next != "" {
+			t.Fatalf("page 2 = %v %q %v", page, next, err)
+		}
+		got, err := s.GetApplication(ctx, "a")
+		if err != nil || got.EventTypes[0].ID != "e" || !got.CreateTime.Equal(now) {
+			t.Fatalf("get = %+v %v", got, err)
+		}
+		if err := s.DeleteApplication(ctx, "a"); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.DeleteApplication(ctx, "a"); !errors.Is(err, app.ErrNotFound) {
+			t.Fatalf("delete twice: %v", err)
+		}
+	})
+
+	t.Run("push tokens move to the last registrant", func(t *testing.T) {
+		t.Parallel()
+		s := newStore(t)
+		a, b := uuid.NewString(), uuid.NewString()
+		tok := &app.PushToken{ID: uuid.NewString(), AccountID: a, Platform: app.Android, Token: "tok-0123456789abcdef", CreateTime: now, LastSeen: now}
+		if err := s.PutPushToken(ctx, tok); err != nil {
+			t.Fatal(err)
+		}
+		first := tok.ID
+		again := &app.PushToken{ID: uuid.NewString(), AccountID: b, Platform: app.IOS, Token: tok.Token, CreateTime: now, LastSeen: now}
+		if err := s.PutPushToken(ctx, again); err != nil || again.ID != first {
+			t.Fatalf("re-register: id %s want %s, %v", again.ID, first, err)
+		}
+		if l, _, _ := s.ListPushTokens(ctx, a, app.Page{}); len(l) != 0 {
+			t.Fatalf("old owner still has %v", l)
+		}
+		if l, _, _ := s.ListPushTokens(ctx, b, app.Page{}); len(l) != 1 || l[0].Platform != app.IOS {
+			t.Fatalf("new owner has %v", l)
+		}
+		if err := s.DeletePushTokenValue(ctx, tok.Token); err != nil {
+			t.Fatal(err)
+		}
+		if l, _, _ := s.ListPushTokens(ctx, b, app.Page{}); len(l) != 0 {
+			t.Fatalf("after delete %v", l)
+		}
+	})
+
+	t.Run("deliveries dedupe, claim, revive", func(t *testing.T) {
+		t.Parallel()
+		s := newStore(t)
+		d := func() *app.Delivery {
+			return &app.Delivery{ID: uuid.NewString(), NotificationID: "n1", AccountID: uuid.NewString(), Channel: app.SMS, Recipient: "+10000000000",
+				Status: app.StatusPending, NextAttempt: now, CreateTime: now, Source: []byte(`{}`)}
+		}
+		added, err := s.AddDeliveries(ctx, []*app.Delivery{d(), d()})
+		if err != nil || len(added) != 1 {
+			t.Fatalf("added %d, %v; want 1 (dedupe)", len(added), err)
+		}
+		claimed, err := s.ClaimDue(ctx, now, time.Minute, 10)
+		if err != nil || len(claimed) != 1 {
+			t.Fatalf("claimed %d, %v", len(claimed), err)
+		}
+		if again, _ := s.ClaimDue(ctx, now, time.Minute, 10); len(again) != 0 {
+			t.Fatalf("claimed a leased delivery again")
+		}
+		c := claimed[0]
+		c.Status, c.Attempts = app.StatusFailed, 3
+		a := &app.Attempt{ID: uuid.NewString(), DeliveryID: c.ID, NotificationID: "n1", Channel: app.SMS, Attempt: 3, Status: app.StatusFailed, Detail: "x", Latency: time.Millisecond, Time: now}
+		if err := s.RecordAttempt(ctx, c, a, app.Event{Topic: "t", Key: "k", Value: []byte("v"), Headers: map[string]string{"h": "1"}}); err != nil {
+			t.Fatal(err)
+		}
+		log, _, err := s.ListAttempts(ctx, app.DeliveryFilter{NotificationID: "n1"}, app.Page{})
+		if err != nil || len(log) != 1 || log[0].Latency != time.Millisecond || log[0].Status != app.StatusFailed {
+			t.Fatalf("log = %v %v", log, err)
+		}
+		// A replay revives the dead delivery, once.
+		if added, _ := s.AddDeliveries(ctx, []*app.Delivery{d()}); len(added) != 1 || added[0].ID != c.ID {
+			t.Fatalf("revive = %v", added)
+		}
+		if added, _ := s.AddDeliveries(ctx, []*app.Delivery{d()}); len(added) != 0 {
+			t.Fatalf("pending delivery added again")
+		}
+	})
+
+	t.Run("dead letters and delivery log pages", func(t *testing.T) {
+		t.Parallel()
+		s := newStore(t)
+		for i := range 3 {
+			dl := &app.DeadLetter{ID: uuid.NewString(), Topic: "notifications.outbox", Value: "{}", Reason: "r", CreateTime: now.Add(time.Duration(i) * time.Second)}
+			if err := s.AddDeadLetter(ctx, dl); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.AddDeadLetter(ctx, dl); err != nil {
+				t.Fatalf("idempotent add: %v", err)
+			}
+		}
+		p1, next, err := s.ListDeadLetters(ctx, app.DeadLetterFilter{}, app.Page{Size: 2})
+		if err != nil || len(p1) != 2 || next == "" || !p1[0].CreateTime.After(p1[1].CreateTime) {
+			t.Fatalf("page 1 = %v %q %v", p1, next, err)
+		}
+		p2, _, err := s.ListDeadLetters(ctx, app.DeadLetterFilter{}, app.Page{Size: 2, Token: next})
+		if err != nil || len(p2) != 1 {
+			t.Fatalf("page 2 = %v %v", p2, err)
+		}
+		if err := s.MarkReplayed(ctx, p2[0].ID, now); err != nil {
+			t.Fatal(err)
+		}
+		yes := true
+		if r, _, _ := s.ListDeadLetters(ctx, app.DeadLetterFilter{Replayed: &yes}, app.Page{}); len(r) != 1 || r[0].ReplayCount != 1 {
+			t.Fatalf("replayed = %v", r)
+		}
+	})
+
+	t.Run("templates and webhooks", func(t *testing.T) {
+		t.Parallel()
+		s := newStore(t)
+		tp := &app.Template{Application: "a", EventType: "e", Channel: app.Email, Locale: "en", Body: "b", UpdateTime: now}
+		if created, err := s.PutTemplate(ctx, tp); err != nil || !created {
+			t.Fatalf("put = %v %v", created, err)
+		}
+		got, err := s.FindTemplate(ctx, "a", "e", app.Email, "en")
+		if err != nil || got.ID != tp.ID {
+			t.Fatalf("find = %v %v", got, err)
+		}
+		acct := uuid.NewString()
+		e := &app.WebhookEndpoint{ID: uuid.NewString(), AccountID: acct, URL: "https://x.example/h", EventTypes: []string{"a/*"}, Enabled: true, Secret: "whsec_AA==", CreateTime: now, UpdateTime: now}
+		if err := s.CreateWebhook(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+		e.Enabled, e.DisabledReason = false, "410"
+		if err := s.UpdateWebhook(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+		got2, err := s.GetWebhook(ctx, e.ID)
+		if err != nil || got2.Enabled || got2.DisabledReason != "410" || got2.EventTypes[0] != "a/*" {
+			t.Fatalf("webhook = %+v %v", got2, err)
+		}
+		if err := s.DeleteWebhook(ctx, uuid.NewString(), e.ID); !errors.Is(err, app.ErrNotFound) {
+			t.Fatalf("delete by another account: %v", err)
+		}
+	})
+}
