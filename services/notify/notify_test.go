@@ -21,6 +21,7 @@ import (
 	"github.com/emersion/go-smtp"
 	"github.com/google/uuid"
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
+	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -191,6 +192,15 @@ type service struct {
 	brokers []string
 }
 
+// testLogger logs into the test's output, but not into a benchmark's,
+// whose output is its figures.
+func testLogger(t testing.TB) *zap.Logger {
+	if _, bench := t.(*testing.B); bench {
+		return zap.NewNop()
+	}
+	return zaptest.NewLogger(t)
+}
+
 func start(t testing.TB, databaseURL string, cfg notify.Config) *service {
 	t.Helper()
 	s, _ := launch(t, idptest.Start(t), kafkatest.NewCluster(t).ListenAddrs(), databaseURL, cfg)
@@ -212,7 +222,7 @@ func launch(t testing.TB, idp *idptest.Server, brokers []string, databaseURL str
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- notify.Run(ctx, cfg, zaptest.NewLogger(t), process.WithGRPCListener(grpcL), process.WithOpsListener(opsL))
+		done <- notify.Run(ctx, cfg, testLogger(t), process.WithGRPCListener(grpcL), process.WithOpsListener(opsL))
 	}()
 	var once sync.Once
 	stop := func() {
