@@ -212,24 +212,9 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (*Platform, error) 
 	codes := devsink.New(100)
 	st.platform.Codes = codes
 
-	group := lifecycle.New(log)
-	// Every listener first, so each part can be told where the others are.
-	type opened struct{ public, ops net.Listener }
-	listeners := make(map[string]opened)
-	for _, part := range partKinds {
-		public, err := st.listen(part.name, part.kind)
-		if err != nil {
-			return nil, err
-		}
-		ops, err := st.listen(part.name, "ops")
-		if err != nil {
-			return nil, err
-		}
-		listeners[part.name] = opened{public, ops}
-	}
-	addrs := wiring{
-		kafka: kafkaBroker.Addr, data: listeners["data"].public.Addr().String(),
-		device: listeners["device"].public.Addr().String(), notify: listeners["notify"].public.Addr().String(),
+	listeners, addrs, err := st.openParts(kafkaBroker.Addr)
+	if err != nil {
+		return nil, err
 	}
 	// The broker admits devices through the device service, which it asks
 	// as the device service's own service account.
@@ -250,6 +235,8 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (*Platform, error) 
 	infra.Go("mqtt", mqttBroker.Run)
 	infra.Health.Add("mqtt", mqttBroker.Check)
 	addrs.mqtt, addrs.mqttUser, addrs.mqttPassword = "tcp://"+mqttBroker.Addr, st.platform.MQTTServiceUser, secret
+
+	group := lifecycle.New(log)
 	for _, part := range parts(cfg, id, addrs, codes) {
 		ls := listeners[part.name]
 		opts := []process.Option{process.WithOpsListener(ls.ops)}
@@ -286,6 +273,30 @@ func run(ctx context.Context, infra *process.Process, infraOps net.Listener, par
 	err := parts.Run(partsCtx)
 	stopInfra()
 	return errors.Join(err, <-infraDone)
+}
+
+// opened holds a part's public and ops listeners.
+type opened struct{ public, ops net.Listener }
+
+// openParts opens every part's listeners before any part starts, so each
+// can be told where the others are.
+func (s *starter) openParts(kafkaAddr string) (map[string]opened, wiring, error) {
+	listeners := make(map[string]opened, len(partKinds))
+	for _, part := range partKinds {
+		public, err := s.listen(part.name, part.kind)
+		if err != nil {
+			return nil, wiring{}, err
+		}
+		ops, err := s.listen(part.name, "ops")
+		if err != nil {
+			return nil, wiring{}, err
+		}
+		listeners[part.name] = opened{public, ops}
+	}
+	return listeners, wiring{
+		kafka: kafkaAddr, data: listeners["data"].public.Addr().String(),
+		device: listeners["device"].public.Addr().String(), notify: listeners["notify"].public.Addr().String(),
+	}, nil
 }
 
 // partKinds lists every part with the kind of its public listener, in
