@@ -121,6 +121,25 @@ func TestAppEndToEnd(t *testing.T) {
 		t.Fatalf("read state: %d %s", code, env.Data)
 	}
 
+	// A command to the (never connected) device waits QUEUED in the device
+	// service; presence says offline; Boris can reach neither.
+	code, env = api.do(http.MethodPost, "/v1/devices/"+deviceID+"/commands", anna.token, map[string]any{"name": "set_mode", "params": map[string]any{"mode": "eco"}, "ttl": "60s"})
+	if code != http.StatusOK || !strings.Contains(string(env.Data), "COMMAND_STATUS_QUEUED") {
+		t.Fatalf("send command: %d %s %+v", code, env.Data, env.Error)
+	}
+	code, env = api.do(http.MethodGet, "/v1/devices/"+deviceID+"/commands", anna.token, nil)
+	if code != http.StatusOK || len(decode[struct{ Items []json.RawMessage }](t, env).Items) != 1 {
+		t.Fatalf("list commands: %d %s", code, env.Data)
+	}
+	code, env = api.do(http.MethodGet, "/v1/devices/"+deviceID+"/presence", anna.token, nil)
+	if code != http.StatusOK || strings.Contains(string(env.Data), `"online":true`) {
+		t.Fatalf("presence: %d %s", code, env.Data)
+	}
+	code, env = api.do(http.MethodPost, "/v1/devices/"+deviceID+"/commands", boris.token, map[string]any{"name": "reboot"})
+	expect(t, "Boris sends a command", code, env, http.StatusNotFound, "NOT_FOUND")
+	code, env = api.do(http.MethodGet, "/v1/devices/"+deviceID+"/presence", boris.token, nil)
+	expect(t, "Boris reads presence", code, env, http.StatusNotFound, "NOT_FOUND")
+
 	// Telemetry through the append API, read back through the gateway.
 	now := time.Now().Truncate(time.Second)
 	records := make([]*datav1.TelemetryRecord, 0, 10)

@@ -23,6 +23,7 @@ import (
 	"github.com/comfortech/platform/libs/rpc"
 	"github.com/comfortech/platform/libs/web"
 	datav1 "github.com/comfortech/platform/proto/comfortech/data/v1"
+	devicev1 "github.com/comfortech/platform/proto/comfortech/device/v1"
 	"github.com/comfortech/platform/proto/openapi"
 )
 
@@ -38,6 +39,8 @@ type Config struct {
 	HTTP web.ServerConfig
 	// DataAddr is the data service's gRPC address.
 	DataAddr string `env:"DATA_ADDR" envDefault:"localhost:7001"`
+	// DeviceAddr is the device service's gRPC address (commands, presence).
+	DeviceAddr string `env:"DEVICE_ADDR" envDefault:"localhost:7002"`
 	// CallTimeout bounds each call to a service.
 	CallTimeout time.Duration `env:"CALL_TIMEOUT" envDefault:"10s"`
 	// Auth locates the identity provider and lists the accepted clients.
@@ -64,9 +67,21 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger, opts ...process.Optio
 	}
 	defer func() { _ = dataConn.Close() }()
 	p.Health.Add("data", rpc.HealthCheck(dataConn))
+	// A command may wait up to devicev1's 30 s for its result, on top of
+	// the ordinary call time.
+	deviceConn, err := rpc.Dial(cfg.DeviceAddr, p.Metrics, rpc.WithCallTimeout(cfg.CallTimeout+maxCommandWait),
+		rpc.WithPerRPCCredentials(creds))
+	if err != nil {
+		return fmt.Errorf("main gateway: %w", err)
+	}
+	defer func() { _ = deviceConn.Close() }()
+	p.Health.Add("device", rpc.HealthCheck(deviceConn))
 
 	gw := web.NewGateway(openapi.Main)
-	if err := registerData(ctx, gw.API, dataConn); err != nil {
+	if err := register(ctx, gw.API, dataConn, dataServices); err != nil {
+		return fmt.Errorf("main gateway: %w", err)
+	}
+	if err := register(ctx, gw.API, deviceConn, deviceServices); err != nil {
 		return fmt.Errorf("main gateway: %w", err)
 	}
 	guard := []web.Middleware{
@@ -94,18 +109,34 @@ func serviceCredentials(s auth.Settings) (credentials.PerRPCCredentials, error) 
 	return auth.ForwardCredentials(ts), nil
 }
 
-// registerData exposes the data service's app-facing services.
-func registerData(ctx context.Context, mux *runtime.ServeMux, conn *grpc.ClientConn) error {
-	for _, register := range []func(context.Context, *runtime.ServeMux, *grpc.ClientConn) error{
-		datav1.RegisterAccountServiceHandler,
-		datav1.RegisterHomeServiceHandler,
-		datav1.RegisterDeviceServiceHandler,
-		datav1.RegisterSharingServiceHandler,
-		datav1.RegisterDeviceStateServiceHandler,
-		datav1.RegisterTelemetryServiceHandler,
-		datav1.RegisterAlertRuleServiceHandler,
-	} {
-		if err := register(ctx, mux, conn); err != nil {
+// maxCommandWait is the longest SendCommand may wait for a result
+// (comfortech.device.v1.SendCommandRequest.wait_timeout).
+const maxCommandWait = 30 * time.Second
+
+// handlerRegistrar registers one service's REST handlers on a connection.
+type handlerRegistrar = func(context.Context, *runtime.ServeMux, *grpc.ClientConn) error
+
+// dataServices are the data service's app-facing services.
+var dataServices = []handlerRegistrar{
+	datav1.RegisterAccountServiceHandler,
+	datav1.RegisterHomeServiceHandler,
+	datav1.RegisterDeviceServiceHandler,
+	datav1.RegisterSharingServiceHandler,
+	datav1.RegisterDeviceStateServiceHandler,
+	datav1.RegisterTelemetryServiceHandler,
+	datav1.RegisterAlertRuleServiceHandler,
+}
+
+// deviceServices are the device service's app-facing services.
+var deviceServices = []handlerRegistrar{
+	devicev1.RegisterCommandServiceHandler,
+	devicev1.RegisterPresenceServiceHandler,
+}
+
+// register exposes services over conn.
+func register(ctx context.Context, mux *runtime.ServeMux, conn *grpc.ClientConn, services []handlerRegistrar) error {
+	for _, r := range services {
+		if err := r(ctx, mux, conn); err != nil {
 			return err
 		}
 	}

@@ -69,6 +69,8 @@ type Config struct {
 	// PresenceDebounce is how long a device's new status must hold before
 	// it counts as a change (shorter flaps are ignored).
 	PresenceDebounce time.Duration `env:"PRESENCE_DEBOUNCE" envDefault:"2s"`
+	// CommandSweep is how often commands past their TTL are marked EXPIRED.
+	CommandSweep time.Duration `env:"COMMAND_SWEEP" envDefault:"1s"`
 }
 
 // MQTTConfig is the service account's connection to the broker.
@@ -186,13 +188,18 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger, opts ...process.Optio
 	if err != nil {
 		return fmt.Errorf("device: %w", err)
 	}
-	grpcapi.Register(srv, a, log)
+	port := &commandPort{}
+	cmds := app.NewCommands(sqlstore.New(db), sqlstore.New(db), dataclient.NewAccess(dataConn), app.CommandsConfig{
+		Link: port, Events: port, SweepInterval: cfg.CommandSweep, Log: log.Named("commands")})
+	p.Go("command sweeper", cmds.Run)
+	history := app.NewPresenceHistory(sqlstore.New(db), sqlstore.New(db), dataclient.NewAccess(dataConn))
+	grpcapi.Register(srv, a, cmds, history, log)
 	if cfg.MQTT.URL != "" {
-		if err := startLink(ctx, cfg, p, sqlstore.New(db), dataConn, log); err != nil {
+		if err := startLink(ctx, cfg, p, sqlstore.New(db), dataConn, sqlstore.New(db), cmds, history, port, log); err != nil {
 			return err
 		}
 	} else {
-		log.Warn("MQTT_URL not set: no telemetry ingest, presence or commands")
+		log.Warn("MQTT_URL not set: no telemetry ingest or presence; commands stay queued until they expire")
 	}
 	log.Info("device service configured", zap.String("database", string(db.Dialect)),
 		zap.String("data_addr", cfg.DataAddr), zap.String("broker_mode", cfg.BrokerMode))

@@ -16,21 +16,28 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/structpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/comfortech/platform/libs/kafka"
 	"github.com/comfortech/platform/libs/process"
+	eventsv1 "github.com/comfortech/platform/proto/comfortech/events/v1"
+	"github.com/comfortech/platform/services/device/internal/alarm"
 	"github.com/comfortech/platform/services/device/internal/app"
 	"github.com/comfortech/platform/services/device/internal/dataclient"
 	"github.com/comfortech/platform/services/device/internal/ingest"
 	"github.com/comfortech/platform/services/device/internal/mqttlink"
 	"github.com/comfortech/platform/services/device/internal/presence"
+	"github.com/comfortech/platform/services/device/internal/statesync"
 )
 
 // startLink adds the MQTT side to p: the Kafka producer, the telemetry
-// ingester, the presence tracker and the MQTT link that feeds them. On shutdown the link stops
+// ingester, the presence tracker (with its history and the queued-command
+// hook), command results, alarms, the device.lifecycle consumer (desired
+// state, owners) and the MQTT link that feeds them. On shutdown the link stops
 // first (no new messages), then the ingester flushes its buffer, then the
 // producer closes.
-func startLink(ctx context.Context, cfg Config, p *process.Process, store app.Store, dataConn grpc.ClientConnInterface, log *zap.Logger) error {
+func startLink(ctx context.Context, cfg Config, p *process.Process, store app.Store, dataConn grpc.ClientConnInterface,
+	owners app.OwnerStore, cmds *app.Commands, history *app.PresenceHistory, port *commandPort, log *zap.Logger) error {
 	kcfg := kafka.Config{Brokers: cfg.KafkaBrokers, ClientID: "device-service", DialTimeout: 5 * time.Second}
 	km, err := kafka.NewMetrics(p.Metrics)
 	if err != nil {
@@ -56,6 +63,11 @@ func startLink(ctx context.Context, cfg Config, p *process.Process, store app.St
 		return fmt.Errorf("device: %w", err)
 	}
 
+	alarms, err := alarm.New(producer, owners, alarm.Config{ModelOf: modelCache(store), Log: log.Named("alarm"), Metrics: p.Metrics})
+	if err != nil {
+		return fmt.Errorf("device: %w", err)
+	}
+
 	clientID := cfg.MQTT.ClientID
 	if clientID == "" {
 		host, err := os.Hostname()
@@ -77,7 +89,9 @@ func startLink(ctx context.Context, cfg Config, p *process.Process, store app.St
 		ingCtx, stopIngest := context.WithCancel(context.WithoutCancel(ctx))
 		ingDone := make(chan struct{})
 		go func() { defer close(ingDone); _ = ing.Run(ingCtx) }()
+		port.producer.Store(producer)
 		defer func() {
+			port.producer.Store(nil)
 			stopIngest()
 			<-ingDone
 			if err := producer.Close(); err != nil {
@@ -87,11 +101,25 @@ func startLink(ctx context.Context, cfg Config, p *process.Process, store app.St
 		}()
 
 		tracker, err := presence.New(ingCtx, data, producer, presence.Config{Debounce: cfg.PresenceDebounce,
+			OnChange: func(ctx context.Context, c presence.Change) {
+				reason := app.ReasonConnected
+				if !c.Online {
+					reason = app.ReasonDisconnected
+				}
+				if err := history.Record(ctx, c.DeviceID, c.Online, reason, c.At); err != nil {
+					log.Warn("presence change not kept in the history", zap.String("device_id", c.DeviceID), zap.Error(err))
+				}
+				if c.Online {
+					cmds.DeviceOnline(ctx, c.DeviceID)
+				}
+			},
 			Log: log.Named("presence"), Metrics: p.Metrics})
 		if err != nil {
 			return fmt.Errorf("device: %w", err)
 		}
 		defer tracker.Close()
+		port.tracker.Store(tracker)
+		defer port.tracker.Store(nil)
 		handle := func(m mqttlink.Message) {
 			switch m.Kind {
 			case mqttlink.KindTelemetry:
@@ -100,8 +128,12 @@ func startLink(ctx context.Context, cfg Config, p *process.Process, store app.St
 				tracker.Handle(m.DeviceID, m.Payload, m.Received)
 			case mqttlink.KindReported:
 				reportState(ingCtx, data, m, log)
+			case mqttlink.KindEvent:
+				alarms.Handle(ingCtx, m.DeviceID, m.Payload)
+			case mqttlink.KindCommandResult:
+				cmds.HandleResult(ingCtx, m.DeviceID, m.CommandID, m.Payload, m.Received)
 			default:
-				log.Debug("mqtt message not handled yet", zap.Stringer("kind", m.Kind), zap.String("device_id", m.DeviceID))
+				log.Debug("mqtt message of an unknown kind ignored", zap.Stringer("kind", m.Kind), zap.String("device_id", m.DeviceID))
 			}
 		}
 		l, err := mqttlink.Dial(ctx, mqttlink.Config{URL: cfg.MQTT.URL, Username: cfg.MQTT.Username,
@@ -113,8 +145,38 @@ func startLink(ctx context.Context, cfg Config, p *process.Process, store app.St
 			return fmt.Errorf("device: %w", err)
 		}
 		link.Store(l)
-		<-ctx.Done()
+		port.link.Store(l)
+		defer port.link.Store(nil)
+
+		// The device.lifecycle consumer (desired state, owners) publishes
+		// through the link, so it stops before the link closes.
+		desired, ownership := statesync.Handler(l, log.Named("statesync")), alarm.OwnerHandler(owners)
+		runner, err := kafka.NewRunner(kcfg, kafka.RunnerConfig{Group: "device-service", Topics: []string{statesync.Topic},
+			DeadLetter: producer}, func(ctx context.Context, m *kafka.Message) error {
+			if err := desired(ctx, m); err != nil {
+				return err
+			}
+			return ownership(ctx, m)
+		}, log, km)
+		if err != nil {
+			l.Close()
+			return fmt.Errorf("device: %w", err)
+		}
+		runCtx, stopRunner := context.WithCancel(ctx)
+		runDone := make(chan error, 1)
+		go func() { runDone <- runner.Run(runCtx) }()
+		var runErr error
+		select {
+		case <-ctx.Done():
+			stopRunner()
+			runErr = <-runDone
+		case runErr = <-runDone:
+			stopRunner()
+		}
 		l.Close()
+		if runErr != nil {
+			return fmt.Errorf("device: desired state consumer: %w", runErr)
+		}
 		return nil
 	})
 	return nil
@@ -172,4 +234,69 @@ func modelCache(store app.Store) func(ctx context.Context, deviceID string) stri
 		cache.Store(deviceID, c.Model)
 		return c.Model
 	}
+}
+
+// commandPort is app.CommandLink and app.CommandEvents over the MQTT link,
+// the presence tracker and the Kafka producer, which startLink hands over
+// once they exist (and takes back before they close). Without them
+// commands stay QUEUED and result events are refused.
+type commandPort struct {
+	link     atomic.Pointer[mqttlink.Link]
+	tracker  atomic.Pointer[presence.Tracker]
+	producer atomic.Pointer[kafka.Producer]
+}
+
+var (
+	_ app.CommandLink   = (*commandPort)(nil)
+	_ app.CommandEvents = (*commandPort)(nil)
+)
+
+// Online implements app.CommandLink.
+func (p *commandPort) Online(deviceID string) bool {
+	t := p.tracker.Load()
+	return t != nil && t.Online(deviceID)
+}
+
+// PublishCommand implements app.CommandLink.
+func (p *commandPort) PublishCommand(ctx context.Context, deviceID, commandID string, payload []byte) error {
+	l := p.link.Load()
+	if l == nil {
+		return errors.New("mqtt link not connected")
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	return l.Publish(ctx, "devices/"+deviceID+"/commands/"+commandID, 1, false, payload)
+}
+
+// CommandResultType is ce_type of CommandCompleted.
+const CommandResultType = "comfortech.device.command.result.v1"
+
+var commandStatusEvent = map[app.CommandStatus]eventsv1.CommandStatus{
+	app.CommandSucceeded: eventsv1.CommandStatus_COMMAND_STATUS_SUCCEEDED,
+	app.CommandFailed:    eventsv1.CommandStatus_COMMAND_STATUS_FAILED,
+	app.CommandExpired:   eventsv1.CommandStatus_COMMAND_STATUS_EXPIRED,
+}
+
+// CommandCompleted implements app.CommandEvents: a CommandCompleted event
+// on device.lifecycle, keyed by the device.
+func (p *commandPort) CommandCompleted(ctx context.Context, c app.Command) error {
+	prod := p.producer.Load()
+	if prod == nil {
+		return errors.New("no kafka producer")
+	}
+	e := &eventsv1.CommandCompleted{DeviceId: c.DeviceID, CommandId: c.ID, Name: c.Name, Status: commandStatusEvent[c.Status],
+		Error: c.Error, RequestedBy: c.RequestedBy, CreateTime: timestamppb.New(c.CreatedAt), CompleteTime: timestamppb.New(c.CompletedAt)}
+	if c.Result != nil {
+		r, err := structpb.NewStruct(c.Result)
+		if err != nil {
+			return err
+		}
+		e.Result = r
+	}
+	m, err := kafka.EncodeEvent(ctx, presence.Topic, kafka.Event{Source: "/services/device", Type: CommandResultType,
+		Key: c.DeviceID, Time: c.CompletedAt, Data: e})
+	if err != nil {
+		return err
+	}
+	return prod.Publish(ctx, m)
 }

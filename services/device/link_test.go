@@ -14,9 +14,13 @@ import (
 	"github.com/mochi-mqtt/server/v2/listeners"
 	"go.uber.org/zap/zaptest"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/comfortech/platform/deployments/allinone/devstack/idp/idptest"
 	"github.com/comfortech/platform/libs/auth"
@@ -212,15 +216,21 @@ func (s *stack) provision(t *testing.T, n int) []provisioned {
 	return out
 }
 
-// owner creates a user who claims d, and returns the user's context.
-func (s *stack) owner(t *testing.T, phone string, d provisioned) context.Context {
+// user creates a user with an account and returns the user's context.
+func (s *stack) user(t *testing.T, phone string) context.Context {
 	t.Helper()
 	u := s.idp.CreateUser(t, phone)
 	if _, err := datav1.NewDataInternalServiceClient(s.dataConn).CreateAccount(as(s.idp.ServiceToken(t, "comfortech-device")),
-		&datav1.CreateAccountRequest{AccountId: u.ID, Phone: phone, Name: "Owner"}); err != nil {
+		&datav1.CreateAccountRequest{AccountId: u.ID, Phone: phone, Name: "User " + phone}); err != nil {
 		t.Fatal(err)
 	}
-	ctx := as(s.idp.Login(t, u.Username, u.Password).AccessToken)
+	return as(s.idp.Login(t, u.Username, u.Password).AccessToken)
+}
+
+// owner creates a user who claims d, and returns the user's context.
+func (s *stack) owner(t *testing.T, phone string, d provisioned) context.Context {
+	t.Helper()
+	ctx := s.user(t, phone)
 	if _, err := datav1.NewDeviceServiceClient(s.dataConn).ClaimDevice(ctx, &datav1.ClaimDeviceRequest{
 		Serial: d.Serial, ClaimCode: d.ClaimCode}); err != nil {
 		t.Fatalf("claim: %v", err)
@@ -395,6 +405,27 @@ func TestPresence(t *testing.T) {
 		return err == nil && !d.GetDevice().GetOnline()
 	})
 
+	// The history, through PresenceService (owner) and DeviceAdminService.
+	pres := devicev1.NewPresenceServiceClient(s.devConn)
+	eventually(t, "the history", 10*time.Second, func() bool {
+		p, err := pres.GetPresence(ownerCtx, &devicev1.GetPresenceRequest{DeviceId: devs[0].ID})
+		return err == nil && !p.GetPresence().GetOnline() && p.GetPresence().GetSinceTime() != nil &&
+			p.GetPresence().GetReason() == devicev1.PresenceReason_PRESENCE_REASON_DISCONNECTED
+	})
+	h, err := pres.ListPresenceEvents(ownerCtx, &devicev1.ListPresenceEventsRequest{DeviceId: devs[0].ID})
+	if err != nil || len(h.GetItems()) != 2 || h.GetItems()[0].GetOnline() || !h.GetItems()[1].GetOnline() ||
+		h.GetItems()[1].GetReason() != devicev1.PresenceReason_PRESENCE_REASON_CONNECTED {
+		t.Fatalf("history: %v, %v", h, err)
+	}
+	page, err := devicev1.NewDeviceAdminServiceClient(s.devConn).ListDevicePresenceEvents(s.admin,
+		&devicev1.ListDevicePresenceEventsRequest{DeviceId: devs[0].ID, PageSize: 1})
+	if err != nil || len(page.GetItems()) != 1 || page.GetItems()[0].GetOnline() || page.GetNextPageToken() == "" {
+		t.Fatalf("admin page: %v, %v", page, err)
+	}
+	if _, err := pres.GetPresence(s.user(t, "+79510000202"), &devicev1.GetPresenceRequest{DeviceId: devs[0].ID}); status.Code(err) != codes.NotFound {
+		t.Errorf("another account: %v, want NotFound", err)
+	}
+
 	// A device that comes online and drops back within the window: no
 	// change at all.
 	raw := s.device(t, devs[1])
@@ -406,5 +437,254 @@ func TestPresence(t *testing.T) {
 	time.Sleep(time.Second)
 	if es := presenceEvents(t, s, devs[1].ID); len(es) != 0 {
 		t.Errorf("flap produced events: %v", es)
+	}
+}
+
+// TestDesiredState: the owner changes the desired state through the data
+// service; the device receives the retained document, applies it and
+// reports it back.
+func TestDesiredState(t *testing.T) {
+	t.Parallel()
+	s := start(t, nil)
+	devs := s.provision(t, 1)
+	ownerCtx := s.owner(t, "+79510000301", devs[0])
+	s.fleet(t, devs, time.Second)
+
+	desired, err := structpb.NewStruct(map[string]any{"mode": "eco", "night_light": true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	states := datav1.NewDeviceStateServiceClient(s.dataConn)
+	if _, err := states.UpdateDesiredState(ownerCtx, &datav1.UpdateDesiredStateRequest{DeviceId: devs[0].ID, Desired: desired}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the device to report the desired state", 30*time.Second, func() bool {
+		r, err := states.GetDeviceState(ownerCtx, &datav1.GetDeviceStateRequest{DeviceId: devs[0].ID})
+		f := r.GetState().GetReported().GetState().GetFields()
+		return err == nil && f["mode"].GetStringValue() == "eco" && f["night_light"].GetBoolValue()
+	})
+}
+
+// TestCommands: commands through CommandService and DeviceAdminService,
+// answered by a simulated device; offline devices get them when they come
+// back, unless they expired; only the owner and members may command.
+func TestCommands(t *testing.T) {
+	t.Parallel()
+	s := start(t, func(c *device.Config) {
+		c.PresenceDebounce = 200 * time.Millisecond
+		c.CommandSweep = 100 * time.Millisecond
+	})
+	devs := s.provision(t, 1)
+	dev := devs[0].ID
+	ownerCtx := s.owner(t, "+79510000401", devs[0])
+	f := s.fleet(t, devs, time.Second)
+	cmds := devicev1.NewCommandServiceClient(s.devConn)
+	eventually(t, "the device online", 20*time.Second, func() bool {
+		es := presenceEvents(t, s, dev)
+		return len(es) > 0 && es[len(es)-1].GetOnline()
+	})
+
+	send := func(t *testing.T, ctx context.Context, req *devicev1.SendCommandRequest) *devicev1.Command {
+		t.Helper()
+		req.DeviceId = dev
+		r, err := cmds.SendCommand(ctx, req)
+		if err != nil {
+			t.Fatalf("send %s: %v", req.GetName(), err)
+		}
+		return r.GetCommand()
+	}
+	params := func(m map[string]any) *structpb.Struct {
+		p, err := structpb.NewStruct(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	var succeeded string
+
+	t.Run("round trip", func(t *testing.T) {
+		c := send(t, ownerCtx, &devicev1.SendCommandRequest{Name: "set_mode", Params: params(map[string]any{"mode": "cool"}),
+			WaitForResult: true})
+		if c.GetStatus() != devicev1.CommandStatus_COMMAND_STATUS_SUCCEEDED || c.GetResult().GetFields()["mode"].GetStringValue() != "cool" ||
+			c.GetSentTime() == nil || c.GetCompleteTime() == nil {
+			t.Fatalf("command: %v", c)
+		}
+		succeeded = c.GetId()
+		g, err := cmds.GetCommand(ownerCtx, &devicev1.GetCommandRequest{DeviceId: dev, CommandId: c.GetId()})
+		if err != nil || g.GetCommand().GetStatus() != devicev1.CommandStatus_COMMAND_STATUS_SUCCEEDED {
+			t.Errorf("get: %v, %v", g, err)
+		}
+	})
+
+	t.Run("unknown command fails", func(t *testing.T) {
+		c := send(t, ownerCtx, &devicev1.SendCommandRequest{Name: "self_destruct", WaitForResult: true})
+		if c.GetStatus() != devicev1.CommandStatus_COMMAND_STATUS_FAILED || !strings.Contains(c.GetError(), "unknown command") {
+			t.Fatalf("command: %v", c)
+		}
+	})
+
+	t.Run("another account", func(t *testing.T) {
+		other := s.user(t, "+79510000402")
+		_, err := cmds.SendCommand(other, &devicev1.SendCommandRequest{DeviceId: dev, Name: "reboot"})
+		if status.Code(err) != codes.NotFound {
+			t.Errorf("send: %v, want NotFound", err)
+		}
+		_, err = cmds.GetCommand(other, &devicev1.GetCommandRequest{DeviceId: dev, CommandId: succeeded})
+		if status.Code(err) != codes.NotFound {
+			t.Errorf("get: %v, want NotFound", err)
+		}
+		_, err = cmds.ListCommands(other, &devicev1.ListCommandsRequest{DeviceId: dev})
+		if status.Code(err) != codes.NotFound {
+			t.Errorf("list: %v, want NotFound", err)
+		}
+	})
+
+	t.Run("member", func(t *testing.T) {
+		member := s.user(t, "+79510000403")
+		if _, err := datav1.NewSharingServiceClient(s.dataConn).CreateShare(ownerCtx,
+			&datav1.CreateShareRequest{DeviceId: dev, Phone: "+79510000403"}); err != nil {
+			t.Fatal(err)
+		}
+		c := send(t, member, &devicev1.SendCommandRequest{Name: "set_target_temperature",
+			Params: params(map[string]any{"value": 22}), WaitForResult: true})
+		if c.GetStatus() != devicev1.CommandStatus_COMMAND_STATUS_SUCCEEDED {
+			t.Fatalf("command: %v", c)
+		}
+	})
+
+	t.Run("offline device", func(t *testing.T) {
+		if err := f.Drop(dev, true, 0); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, "the device offline", 20*time.Second, func() bool {
+			es := presenceEvents(t, s, dev)
+			return len(es) > 0 && !es[len(es)-1].GetOnline()
+		})
+		c := send(t, ownerCtx, &devicev1.SendCommandRequest{Name: "set_mode", Params: params(map[string]any{"mode": "heat"}),
+			Ttl: durationpb.New(time.Minute)})
+		if c.GetStatus() != devicev1.CommandStatus_COMMAND_STATUS_QUEUED || c.GetSentTime() != nil {
+			t.Fatalf("command: %v", c)
+		}
+		expiring := send(t, ownerCtx, &devicev1.SendCommandRequest{Name: "reboot", Ttl: durationpb.New(time.Second)})
+		eventually(t, "the command to expire", 10*time.Second, func() bool {
+			g, err := cmds.GetCommand(ownerCtx, &devicev1.GetCommandRequest{DeviceId: dev, CommandId: expiring.GetId()})
+			return err == nil && g.GetCommand().GetStatus() == devicev1.CommandStatus_COMMAND_STATUS_EXPIRED
+		})
+		if err := f.Reconnect(dev); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, "the queued command to succeed", 20*time.Second, func() bool {
+			g, err := cmds.GetCommand(ownerCtx, &devicev1.GetCommandRequest{DeviceId: dev, CommandId: c.GetId()})
+			return err == nil && g.GetCommand().GetStatus() == devicev1.CommandStatus_COMMAND_STATUS_SUCCEEDED &&
+				g.GetCommand().GetSentTime() != nil
+		})
+		g, _ := cmds.GetCommand(ownerCtx, &devicev1.GetCommandRequest{DeviceId: dev, CommandId: expiring.GetId()})
+		if g.GetCommand().GetStatus() != devicev1.CommandStatus_COMMAND_STATUS_EXPIRED {
+			t.Errorf("expired command after reconnect: %v", g.GetCommand())
+		}
+	})
+
+	t.Run("operator", func(t *testing.T) {
+		admin := devicev1.NewDeviceAdminServiceClient(s.devConn)
+		r, err := admin.SendOperatorCommand(s.admin, &devicev1.SendOperatorCommandRequest{DeviceId: dev, Name: "set_mode",
+			Params: params(map[string]any{"mode": "auto"}), WaitForResult: true})
+		if err != nil || r.GetCommand().GetStatus() != devicev1.CommandStatus_COMMAND_STATUS_SUCCEEDED {
+			t.Fatalf("operator command: %v, %v", r, err)
+		}
+		l, err := admin.ListDeviceCommands(s.admin, &devicev1.ListDeviceCommandsRequest{DeviceId: dev, PageSize: 2})
+		if err != nil || len(l.GetItems()) != 2 || l.GetItems()[0].GetId() != r.GetCommand().GetId() || l.GetNextPageToken() == "" {
+			t.Fatalf("list: %v, %v", l, err)
+		}
+		l2, err := cmds.ListCommands(ownerCtx, &devicev1.ListCommandsRequest{DeviceId: dev,
+			Status: devicev1.CommandStatus_COMMAND_STATUS_EXPIRED})
+		if err != nil || len(l2.GetItems()) != 1 {
+			t.Errorf("expired only: %v, %v", l2, err)
+		}
+	})
+
+	t.Run("result events", func(t *testing.T) {
+		got := map[eventsv1.CommandStatus]int{}
+		eventually(t, "the result events", 20*time.Second, func() bool {
+			clear(got)
+			n := int(kafkatest.EndOffset(t, s.brokers, "device.lifecycle"))
+			for _, m := range kafkatest.ReadTopic(t, s.brokers, "device.lifecycle", n, 5*time.Second) {
+				if m.Header("ce_type") != device.CommandResultType {
+					continue
+				}
+				var e eventsv1.CommandCompleted
+				if _, err := kafka.DecodeEvent(&m, &e); err != nil {
+					t.Fatal(err)
+				}
+				if string(m.Key) == dev && e.GetDeviceId() == dev {
+					got[e.GetStatus()]++
+				}
+			}
+			return got[eventsv1.CommandStatus_COMMAND_STATUS_SUCCEEDED] == 4 && got[eventsv1.CommandStatus_COMMAND_STATUS_FAILED] == 1 &&
+				got[eventsv1.CommandStatus_COMMAND_STATUS_EXPIRED] == 1
+		})
+	})
+}
+
+// TestAlarms: a device's alarm becomes a device.lifecycle event and a
+// notification for its owner on notifications.outbox; malformed alarms
+// are dropped without harm.
+func TestAlarms(t *testing.T) {
+	t.Parallel()
+	s := start(t, nil)
+	devs := s.provision(t, 1)
+	dev := devs[0].ID
+	s.owner(t, "+79510000501", devs[0])
+	raw := s.device(t, devs[0])
+	topic := "devices/" + dev + "/events"
+	publish(t, raw, topic, []byte(`not json`))
+	publish(t, raw, topic, []byte(`{"ts": 1, "type": "fault", "level": "doom"}`))
+
+	// The owner projection follows the claim event asynchronously: alarms
+	// raised before it arrives have nobody to notify, so raise until one
+	// is notified.
+	var notes []kafka.Message
+	var ts int64
+	eventually(t, "a notification", 30*time.Second, func() bool {
+		ts = time.Now().UnixMilli()
+		publish(t, raw, topic, []byte(fmt.Sprintf(`{"ts": %d, "type": "co_detected", "level": "critical", "message": "CO detected", "data": {"ppm": 120}}`, ts)))
+		time.Sleep(300 * time.Millisecond)
+		n := int(kafkatest.EndOffset(t, s.brokers, "notifications.outbox"))
+		if n == 0 {
+			return false
+		}
+		notes = kafkatest.ReadTopic(t, s.brokers, "notifications.outbox", n, 5*time.Second)
+		return true
+	})
+	var n eventsv1.OutboxNotification
+	if _, err := kafka.DecodeEvent(&notes[len(notes)-1], &n); err != nil {
+		t.Fatal(err)
+	}
+	if n.GetApplication() != "comfortech" || n.GetEventType() != "device.co_detected" || n.GetLevel() != "critical" ||
+		n.GetMessage() != "CO detected" || n.GetAccountId() == "" || string(notes[len(notes)-1].Key) != n.GetAccountId() ||
+		!strings.HasPrefix(n.GetId(), dev+":") || !strings.HasSuffix(n.GetId(), ":co_detected") ||
+		n.GetPayload().GetFields()["device_id"].GetStringValue() != dev {
+		t.Errorf("notification: %v", &n)
+	}
+
+	var raised []*eventsv1.DeviceEventRaised
+	end := int(kafkatest.EndOffset(t, s.brokers, "device.lifecycle"))
+	for _, m := range kafkatest.ReadTopic(t, s.brokers, "device.lifecycle", end, 5*time.Second) {
+		if m.Header("ce_type") != "comfortech.device.event.v1" {
+			continue
+		}
+		var e eventsv1.DeviceEventRaised
+		if _, err := kafka.DecodeEvent(&m, &e); err != nil {
+			t.Fatal(err)
+		}
+		raised = append(raised, &e)
+	}
+	if len(raised) == 0 {
+		t.Fatal("no DeviceEventRaised")
+	}
+	for _, e := range raised {
+		if e.GetDeviceId() != dev || e.GetName() != "co_detected" || e.GetLevel() != "critical" || e.GetModel() != model ||
+			e.GetData().GetFields()["ppm"].GetNumberValue() != 120 {
+			t.Errorf("event: %v", e)
+		}
 	}
 }

@@ -42,13 +42,15 @@ type stack struct {
 
 func start(t *testing.T) *stack {
 	t.Helper()
-	a := app.New(sqlstore.New(storetest.OpenSQLite(t)), nopRegistry{}, app.Config{Hash: secret.Params{Memory: 64, Time: 1, Threads: 1}})
+	st := sqlstore.New(storetest.OpenSQLite(t))
+	a := app.New(st, nopRegistry{}, app.Config{Hash: secret.Params{Memory: 64, Time: 1, Threads: 1}})
 	gl, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	gs := grpc.NewServer()
-	grpcapi.Register(gs, a, zaptest.NewLogger(t))
+	grpcapi.Register(gs, a, app.NewCommands(st, st, nil, app.CommandsConfig{}),
+		app.NewPresenceHistory(st, st, nil), zaptest.NewLogger(t))
 	go func() { _ = gs.Serve(gl) }()
 	t.Cleanup(gs.Stop)
 	conn, err := grpc.NewClient(gl.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))

@@ -88,3 +88,15 @@ func (NopBroker) DisableDevice(context.Context, string) error { return nil }
 
 // RemoveDevice implements Broker.
 func (NopBroker) RemoveDevice(context.Context, string) error { return nil }
+
+// OwnerStore keeps who owns each claimed device, as the data service's
+// claim events tell it.
+type OwnerStore interface {
+	// SetOwner records accountID as the owner of deviceID.
+	SetOwner(ctx context.Context, deviceID, accountID string, at time.Time) error
+	// ClearOwner forgets the owner of deviceID if it is accountID (a later
+	// claim by someone else is kept).
+	ClearOwner(ctx context.Context, deviceID, accountID string) error
+	// Owner returns the owner of deviceID, "" if it is unclaimed.
+	Owner(ctx context.Context, deviceID string) (string, error)
+}

@@ -100,3 +100,34 @@ func (t *Telemetry) RecordPresence(ctx context.Context, deviceID string, online 
 		LastSeenTime: timestamppb.New(lastSeen)})
 	return err
 }
+
+// Access is app.Access over the data service's CheckDeviceAccess.
+type Access struct {
+	c datav1.DataInternalServiceClient
+}
+
+var _ app.Access = (*Access)(nil)
+
+// NewAccess returns an Access on conn, which must carry the service's
+// credentials.
+func NewAccess(conn grpc.ClientConnInterface) *Access {
+	return &Access{c: datav1.NewDataInternalServiceClient(conn)}
+}
+
+// DeviceAccess implements app.Access.
+func (a *Access) DeviceAccess(ctx context.Context, deviceID, accountID string) (app.AccessRole, error) {
+	r, err := a.c.CheckDeviceAccess(ctx, &datav1.CheckDeviceAccessRequest{DeviceId: deviceID, AccountId: accountID})
+	if status.Code(err) == codes.NotFound {
+		return app.AccessNone, nil
+	}
+	if err != nil {
+		return app.AccessNone, fromStatus("check device access", err)
+	}
+	switch r.GetRole() {
+	case datav1.AccessRole_ACCESS_ROLE_OWNER:
+		return app.AccessOwner, nil
+	case datav1.AccessRole_ACCESS_ROLE_MEMBER:
+		return app.AccessMember, nil
+	}
+	return app.AccessNone, nil
+}

@@ -1,6 +1,7 @@
 // Package grpcapi implements the device service's gRPC servers over the
-// use cases: DeviceAdminService (provisioning and credentials; its command
-// and presence methods are not served yet) and BrokerAuthService.
+// use cases: DeviceAdminService (provisioning, credentials, operator
+// commands and presence), CommandService, PresenceService and
+// BrokerAuthService.
 package grpcapi
 
 import (
@@ -20,9 +21,11 @@ import (
 )
 
 // Register adds the servers to srv.
-func Register(srv grpc.ServiceRegistrar, a *app.App, log *zap.Logger) {
+func Register(srv grpc.ServiceRegistrar, a *app.App, cmds *app.Commands, presence *app.PresenceHistory, log *zap.Logger) {
 	b := base{app: a, log: log}
-	devicev1.RegisterDeviceAdminServiceServer(srv, &adminServer{base: b})
+	devicev1.RegisterDeviceAdminServiceServer(srv, &adminServer{base: b, cmds: cmds, presence: presence})
+	devicev1.RegisterCommandServiceServer(srv, &commandServer{base: b, cmds: cmds})
+	devicev1.RegisterPresenceServiceServer(srv, &presenceServer{base: b, presence: presence})
 	devicev1.RegisterBrokerAuthServiceServer(srv, &brokerServer{base: b})
 }
 
@@ -36,6 +39,8 @@ type base struct {
 type adminServer struct {
 	devicev1.UnimplementedDeviceAdminServiceServer
 	base
+	cmds     *app.Commands
+	presence *app.PresenceHistory
 }
 
 // ProvisionDevice implements devicev1.DeviceAdminServiceServer.

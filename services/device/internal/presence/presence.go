@@ -178,6 +178,14 @@ func (t *Tracker) commit(deviceID string, p *pending) {
 	}
 }
 
+// Online reports whether deviceID's last committed state, as this replica
+// saw it, is online.
+func (t *Tracker) Online(deviceID string) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.last[deviceID]
+}
+
 // Close stops the pending timers.
 func (t *Tracker) Close() {
 	t.mu.Lock()

@@ -24,6 +24,27 @@ func Run(t *testing.T, open Opener) {
 		{"update secrets", testUpdate},
 		{"delete", testDelete},
 	}
+	commandCases := []struct {
+		name string
+		fn   func(t *testing.T, s app.CommandStore)
+	}{
+		{"command life", testCommandLife},
+		{"command lists", testCommandLists},
+	}
+	t.Run("presence history", func(t *testing.T) {
+		t.Parallel()
+		testPresence(t, sqlstore.New(open(t)))
+	})
+	t.Run("owners", func(t *testing.T) {
+		t.Parallel()
+		testOwners(t, sqlstore.New(open(t)))
+	})
+	for _, c := range commandCases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			c.fn(t, sqlstore.New(open(t)))
+		})
+	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
