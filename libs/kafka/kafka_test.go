@@ -628,3 +628,81 @@ func TestRebalanceWithoutLoss(t *testing.T) {
 	_, b := counts()
 	t.Logf("%d messages, %d handled by B", total, b)
 }
+
+func TestBatchHandlerWithFallback(t *testing.T) {
+	t.Parallel()
+	const topic, n = "batched", 200
+	c := kafkatest.NewCluster(t, kfake.SeedTopics(1, topic))
+	cfg := kafkatest.Config(c.ListenAddrs())
+	p := newProducer(t, cfg, nil)
+	msgs := make([]kafka.Message, n)
+	for i := range msgs {
+		msgs[i] = kafka.Message{Topic: topic, Value: []byte(strconv.Itoa(i))}
+	}
+	msgs[n/2].Value = []byte("poison")
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	if err := p.PublishBatch(ctx, msgs); err != nil {
+		t.Fatal(err)
+	}
+
+	var mu sync.Mutex
+	seen := map[string]int{}
+	largest := 0
+	done := make(chan struct{})
+	record := func(vs ...string) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, v := range vs {
+			seen[v]++
+		}
+		if len(seen) == n-1 {
+			select {
+			case <-done:
+			default:
+				close(done)
+			}
+		}
+	}
+	startRunner(t, cfg, kafka.RunnerConfig{Group: "g", Topics: []string{topic}, MaxAttempts: 2, InitialBackoff: time.Millisecond,
+		MaxBatch: 64, Batch: func(_ context.Context, ms []*kafka.Message) error {
+			vs := make([]string, len(ms))
+			for i, m := range ms {
+				if string(m.Value) == "poison" {
+					return errors.New("poison in batch")
+				}
+				vs[i] = string(m.Value)
+			}
+			mu.Lock()
+			largest = max(largest, len(ms))
+			mu.Unlock()
+			record(vs...)
+			return nil
+		}}, func(_ context.Context, m *kafka.Message) error {
+		if string(m.Value) == "poison" {
+			return kafka.Permanent(errors.New("poison"))
+		}
+		record(string(m.Value))
+		return nil
+	}, nil)
+
+	select {
+	case <-done:
+	case <-ctx.Done():
+		t.Fatalf("handled %d of %d messages", len(seen), n-1)
+	}
+	dl := kafkatest.ReadTopic(t, c.ListenAddrs(), topic+".dlq", 1, testTimeout)[0]
+	if string(dl.Value) != "poison" {
+		t.Errorf("dead letter = %q, want the poison message", dl.Value)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if largest < 2 || largest > 64 {
+		t.Errorf("largest batch = %d, want 2..64", largest)
+	}
+	for v, k := range seen {
+		if k != 1 {
+			t.Errorf("message %s handled %d times, want once", v, k)
+		}
+	}
+}

@@ -35,6 +35,14 @@ const maxReasonLen = 1024
 // idempotent.
 type Handler func(ctx context.Context, m *Message) error
 
+// BatchHandler processes the messages of one partition that arrived
+// together, in offset order. Returning nil marks them all done; on an
+// error the runner falls back to the per-message Handler for each of them
+// (with its retries and dead-lettering), so a batch handler need not tell
+// which message failed. Like a Handler it must be idempotent; ctx carries
+// the first message's trace context.
+type BatchHandler func(ctx context.Context, ms []*Message) error
+
 // Permanent wraps err so the runner sends the message to the dead-letter
 // topic at once instead of retrying (a malformed event, an unknown entity).
 // Permanent(nil) is nil.
@@ -82,6 +90,12 @@ type RunnerConfig struct {
 	// DeadLetter publishes dead letters; when nil the runner makes its own
 	// Producer from the Config and closes it when Run returns.
 	DeadLetter Publisher
+	// Batch, when set, is called with the messages already fetched for a
+	// partition (at most MaxBatch) instead of Handler being called for
+	// each; Handler remains the fallback when Batch fails.
+	Batch BatchHandler
+	// MaxBatch bounds the messages given to Batch at once; default 256.
+	MaxBatch int
 }
 
 // Runner consumes a set of topics in a consumer group with at-least-once
@@ -111,10 +125,11 @@ func NewRunner(cfg Config, rc RunnerConfig, h Handler, log *zap.Logger, metrics 
 		return nil, errors.New("kafka: runner: no topics")
 	case h == nil:
 		return nil, errors.New("kafka: runner: nil handler")
-	case rc.MaxAttempts < 0 || rc.InitialBackoff < 0 || rc.MaxBackoff < 0:
-		return nil, errors.New("kafka: runner: negative attempts or backoff")
+	case rc.MaxAttempts < 0 || rc.InitialBackoff < 0 || rc.MaxBackoff < 0 || rc.MaxBatch < 0:
+		return nil, errors.New("kafka: runner: negative attempts, backoff or batch size")
 	}
 	rc.MaxAttempts = orDefault(rc.MaxAttempts, 5)
+	rc.MaxBatch = orDefault(rc.MaxBatch, 256)
 	rc.InitialBackoff = orDefault(rc.InitialBackoff, 200*time.Millisecond)
 	rc.MaxBackoff = max(orDefault(rc.MaxBackoff, 5*time.Second), rc.InitialBackoff)
 	if log == nil {
@@ -222,6 +237,9 @@ func (h *groupHandler) Cleanup(s sarama.ConsumerGroupSession) error {
 }
 
 func (h *groupHandler) ConsumeClaim(s sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
+	if h.r.rc.Batch != nil {
+		return h.consumeBatches(s, claim)
+	}
 	ctx := s.Context()
 	for {
 		select {
@@ -229,7 +247,7 @@ func (h *groupHandler) ConsumeClaim(s sarama.ConsumerGroupSession, claim sarama.
 			if !ok {
 				return nil
 			}
-			if !h.process(ctx, cm) {
+			if !h.process(ctx, cm, true) {
 				// The session ended mid-message: leave it unmarked so
 				// the partition's next owner receives it again.
 				return nil
@@ -241,12 +259,94 @@ func (h *groupHandler) ConsumeClaim(s sarama.ConsumerGroupSession, claim sarama.
 	}
 }
 
+// consumeBatches hands the messages already fetched for the claim to the
+// batch handler together: it waits for one message, takes those that are
+// ready behind it without waiting (up to MaxBatch), and marks the last
+// offset once the batch handler, or the per-message fallback, is done.
+func (h *groupHandler) consumeBatches(s sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
+	ctx := s.Context()
+	batch := make([]*sarama.ConsumerMessage, 0, h.r.rc.MaxBatch)
+	for {
+		batch = batch[:0]
+		select {
+		case cm, ok := <-claim.Messages():
+			if !ok {
+				return nil
+			}
+			batch = append(batch, cm)
+		case <-ctx.Done():
+			return nil
+		}
+	fill:
+		for len(batch) < h.r.rc.MaxBatch {
+			select {
+			case cm, ok := <-claim.Messages():
+				if !ok {
+					break fill
+				}
+				batch = append(batch, cm)
+			default:
+				break fill
+			}
+		}
+		if !h.processBatch(ctx, batch) {
+			return nil
+		}
+		s.MarkMessage(batch[len(batch)-1], "")
+	}
+}
+
+// processBatch runs the batch handler once, then, if it failed, each
+// message through process. It returns true when the batch may be marked.
+func (h *groupHandler) processBatch(ctx context.Context, batch []*sarama.ConsumerMessage) bool {
+	r := h.r
+	ms := make([]*Message, len(batch))
+	for i, cm := range batch {
+		ms[i] = fromSarama(cm)
+		r.metrics.consumed.WithLabelValues(ms[i].Topic).Inc()
+	}
+	err := h.callBatch(ExtractTraceContext(ctx, ms[0]), ms)
+	if err == nil {
+		r.metrics.handled.WithLabelValues(ms[0].Topic, outcomeOK).Add(float64(len(ms)))
+		return true
+	}
+	if ctx.Err() != nil {
+		return false
+	}
+	r.log.Warn("batch handler failed, handling its messages one by one", zap.String("topic", ms[0].Topic),
+		zap.Int32("partition", ms[0].Partition), zap.Int64("offset", ms[0].Offset), zap.Int("messages", len(ms)), zap.Error(err))
+	for _, cm := range batch {
+		if !h.process(ctx, cm, false) {
+			return false
+		}
+	}
+	return true
+}
+
+// callBatch runs the batch handler once, timing it and turning a panic
+// into an error.
+func (h *groupHandler) callBatch(ctx context.Context, ms []*Message) (err error) {
+	start := time.Now()
+	defer func() {
+		h.r.metrics.handlerDuration.WithLabelValues(ms[0].Topic).Observe(time.Since(start).Seconds())
+		if p := recover(); p != nil {
+			h.r.log.Error("batch handler panicked", zap.String("topic", ms[0].Topic), zap.Int32("partition", ms[0].Partition),
+				zap.Int64("offset", ms[0].Offset), zap.Any("panic", p), zap.Stack("stack"))
+			err = fmt.Errorf("kafka: batch handler panicked: %v", p)
+		}
+	}()
+	return h.r.rc.Batch(ctx, ms)
+}
+
 // process runs the handler with retries, then dead-letters the message if
-// it still fails. It returns true when the message may be marked.
-func (h *groupHandler) process(ctx context.Context, cm *sarama.ConsumerMessage) bool {
+// it still fails. It returns true when the message may be marked. count
+// is false when the message was already counted as consumed (a batch).
+func (h *groupHandler) process(ctx context.Context, cm *sarama.ConsumerMessage, count bool) bool {
 	r := h.r
 	m := fromSarama(cm)
-	r.metrics.consumed.WithLabelValues(m.Topic).Inc()
+	if count {
+		r.metrics.consumed.WithLabelValues(m.Topic).Inc()
+	}
 	hctx := ExtractTraceContext(ctx, m)
 
 	attempts := 0

@@ -3,9 +3,12 @@ package notify_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"slices"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -72,6 +75,101 @@ func BenchmarkOutboxToWebhook(b *testing.B) {
 			publish(b, brokers, msgs...)
 			waitFor(b, got, int64(b.N))
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "deliveries/s")
+		})
+	}
+}
+
+// latencySink is a webhook sink recording, for each notification, the
+// time from the timestamp it carries (set when it was published to the
+// outbox) to its arrival.
+func latencySink(b *testing.B) (*httptest.Server, func() []time.Duration) {
+	var mu sync.Mutex
+	var lat []time.Duration
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		now := time.Now()
+		var body struct {
+			Timestamp time.Time `json:"timestamp"`
+		}
+		if err := json.NewDecoder(r.Body).Decode(&body); err == nil {
+			mu.Lock()
+			lat = append(lat, now.Sub(body.Timestamp))
+			mu.Unlock()
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	b.Cleanup(s.Close)
+	return s, func() []time.Duration {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(lat)
+	}
+}
+
+// BenchmarkOutboxLatency measures outbox→delivered latency (p50, p99) at
+// a steady 1,000 notifications/s: b.N notifications (at least 2,000), each
+// published alone with its publication time as timestamp, after a warm-up.
+func BenchmarkOutboxLatency(b *testing.B) {
+	const rate = 1000
+	for name, url := range map[string]func(testing.TB) string{"sqlite": storetest.SQLiteURL, "postgres": storetest.PostgresURL} {
+		b.Run(name, func(b *testing.B) {
+			idp := idptest.Start(b)
+			brokers := kafkatest.NewCluster(b).ListenAddrs()
+			sink, latencies := latencySink(b)
+			s, _ := launch(b, idp, brokers, url(b), notify.Config{Workers: 64})
+			u := idp.CreateUser(b, "+79510000005")
+			ctx := as(idp.Login(b, u.Username, u.Password).AccessToken)
+			must(notifyv1.NewWebhookEndpointServiceClient(s.conn).CreateWebhookEndpoint(ctx, &notifyv1.CreateWebhookEndpointRequest{Url: sink.URL}))
+			must(notifyv1.NewPreferenceServiceClient(s.conn).UpdateNotificationPreferences(ctx, &notifyv1.UpdateNotificationPreferencesRequest{
+				Preferences: &notifyv1.NotificationPreferences{Rules: []*notifyv1.PreferenceRule{{Channels: []notifyv1.Channel{notifyv1.Channel_CHANNEL_WEBHOOK}}}}}))
+			// The producer sends each record at once (no linger), so the
+			// figures are the service's, not the producer's batching.
+			pcfg := kafkatest.Config(brokers)
+			pcfg.Linger = time.Microsecond
+			p := must(kafka.NewProducer(pcfg, nil, nil))
+			b.Cleanup(func() { _ = p.Close() })
+
+			// steady publishes n notifications at rate, each on its own
+			// (several in flight, as independent producers would).
+			steady := func(n int) {
+				sem := make(chan struct{}, 32)
+				var wg sync.WaitGroup
+				tick := time.NewTicker(time.Second / rate)
+				defer tick.Stop()
+				for i := range n {
+					<-tick.C
+					sem <- struct{}{}
+					wg.Go(func() {
+						defer func() { <-sem }()
+						m := notification(b, &eventsv1.OutboxNotification{Application: "comfortech", EventType: "alert.raised", Level: "warning",
+							Message: fmt.Sprintf("reading %d", i), Timestamp: timestamppb.Now(), AccountId: u.ID, Id: uuid.NewString()})
+						if err := p.Publish(context.Background(), m); err != nil {
+							b.Error(err)
+						}
+					})
+				}
+				wg.Wait()
+			}
+			warm := 500
+			steady(warm)
+			for len(latencies()) < warm {
+				time.Sleep(time.Millisecond)
+			}
+			n := max(b.N, 2000)
+			b.ResetTimer()
+			steady(n)
+			for len(latencies()) < warm+n {
+				if b.Elapsed() > 5*time.Minute {
+					b.Fatalf("delivered %d of %d", len(latencies())-warm, n)
+				}
+				time.Sleep(time.Millisecond)
+			}
+			b.StopTimer()
+			lat := latencies()[warm:]
+			slices.Sort(lat)
+			ms := func(q float64) float64 { return float64(lat[int(q*float64(len(lat)-1))]) / float64(time.Millisecond) }
+			b.ReportMetric(ms(0.50), "p50-ms")
+			b.ReportMetric(ms(0.99), "p99-ms")
+			b.ReportMetric(0, "ns/op")
 		})
 	}
 }

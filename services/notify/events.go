@@ -60,6 +60,28 @@ func outboxHandler(svc *app.Service) kafka.Handler {
 	}
 }
 
+// outboxBatchHandler routes the notifications.outbox records fetched
+// together in one go (HandleBatch). Any record that cannot be decoded or
+// routed fails the batch before anything is written, and the runner then
+// handles each record with outboxHandler, dead-lettering the bad one.
+func outboxBatchHandler(svc *app.Service) kafka.BatchHandler {
+	v, err := protovalidate.New()
+	if err != nil {
+		panic(err) // only fails for invalid compiled-in descriptors
+	}
+	return func(ctx context.Context, ms []*kafka.Message) error {
+		in := make([]app.Incoming, len(ms))
+		for i, m := range ms {
+			n, err := decodeNotification(m, v)
+			if err != nil {
+				return err
+			}
+			in[i] = app.Incoming{Notification: n, Source: m.Value}
+		}
+		return svc.HandleBatch(ctx, in)
+	}
+}
+
 // dlqHandler records notifications.outbox.dlq records as dead letters,
 // once each (the id derives from the record's position).
 func dlqHandler(svc *app.Service) kafka.Handler {

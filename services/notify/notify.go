@@ -4,9 +4,16 @@
 // configured applications, starts the gRPC server (with grpc.health.v1 and
 // reflection; every call authenticated by its bearer token and authorized
 // by role), the notifications.outbox consumer, the dead-letter recorder,
-// the delivery scheduler, the outbox relay that emits
+// the delivery workers and scheduler, the outbox relay that emits
 // notifications.delivery, and the ops listener, and returns when ctx ends
 // after a graceful drain.
+//
+// The outbox is consumed in batches: the records a partition has ready are
+// routed together (preferences, endpoints and templates cached briefly),
+// their deliveries inserted in one transaction, the offsets marked after
+// it commits, and the new deliveries handed straight to the workers; the
+// workers' attempts are logged in group transactions. Retries, and first
+// attempts a stopped replica left, go through the scheduler.
 package notify
 
 import (
@@ -230,8 +237,8 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger, opts ...process.Optio
 		return fmt.Errorf("notify: %w", err)
 	}
 
-	outboxRunner, err := kafka.NewRunner(kcfg, kafka.RunnerConfig{Group: Group, Topics: []string{TopicOutbox}, DeadLetter: producer},
-		outboxHandler(svc), log, km)
+	outboxRunner, err := kafka.NewRunner(kcfg, kafka.RunnerConfig{Group: Group, Topics: []string{TopicOutbox}, DeadLetter: producer,
+		Batch: outboxBatchHandler(svc)}, outboxHandler(svc), log, km)
 	if err != nil {
 		return fmt.Errorf("notify: %w", err)
 	}

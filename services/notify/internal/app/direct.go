@@ -95,7 +95,7 @@ func (s *Service) SendDirect(ctx context.Context, r *DirectRequest) (*DirectResu
 	}
 	var a *Attempt
 	for {
-		a = s.attempt(ctx, d)
+		a = s.attempt(ctx, d, true)
 		if a.Status != StatusRetrying || d.Attempts >= directAttempts {
 			break
 		}

@@ -18,32 +18,38 @@ import (
 
 // Handle routes one outbox notification: it looks up the event type,
 // the account's preferences and recipients, renders the messages and
-// records one delivery per (channel, recipient), which the scheduler then
-// sends. Deliveries already recorded for n.ID are not repeated. An error
-// wrapping ErrInvalid means n can never be handled (unknown application or
-// event type); other errors are worth retrying.
+// records one delivery per (channel, recipient), which the workers of Run
+// then send. Deliveries already recorded for n.ID are not repeated. An
+// error wrapping ErrInvalid means n can never be handled (unknown
+// application or event type); other errors are worth retrying.
 func (s *Service) Handle(ctx context.Context, n *Notification, source []byte) error {
+	return s.HandleBatch(ctx, []Incoming{{Notification: n, Source: source}})
+}
+
+// route is what Handle decides for n, without writing anything: the
+// deliveries to make and the skips to log.
+func (s *Service) route(ctx context.Context, n *Notification, source []byte) (ds []*Delivery, skips []AttemptRecord, err error) {
 	a, err := s.application(ctx, n.Application)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	if a == nil {
-		return fmt.Errorf("application %q is not registered: %w", n.Application, ErrInvalid)
+		return nil, nil, fmt.Errorf("application %q is not registered: %w", n.Application, ErrInvalid)
 	}
 	et, ok := a.EventType(n.EventType)
 	if !ok {
-		return fmt.Errorf("event type %q is not registered by %q: %w", n.EventType, n.Application, ErrInvalid)
+		return nil, nil, fmt.Errorf("event type %q is not registered by %q: %w", n.EventType, n.Application, ErrInvalid)
 	}
 	if !slices.Contains(et.Levels, n.Level) {
-		return fmt.Errorf("level %q is not registered for %s/%s: %w", n.Level, n.Application, n.EventType, ErrInvalid)
+		return nil, nil, fmt.Errorf("level %q is not registered for %s/%s: %w", n.Level, n.Application, n.EventType, ErrInvalid)
 	}
-	prefs, err := s.GetPreferences(ctx, n.AccountID)
+	prefs, err := s.preferences(ctx, n.AccountID)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	acct, err := s.account(ctx, n.AccountID, n.Payload)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	loc := time.UTC
 	if acct.Timezone != "" {
@@ -53,16 +59,17 @@ func (s *Service) Handle(ctx context.Context, n *Notification, source []byte) er
 	}
 	chans, quiet := Route(prefs, et, n.Application, n.Level, s.now(), loc)
 	if quiet {
-		return s.skip(ctx, n, "", "", "quiet hours")
+		return nil, []AttemptRecord{s.skip(n, "", "quiet hours")}, nil
 	}
 	critical := n.Level == LevelCritical
-	var ds []*Delivery
 	add := func(ch Channel, recipient, masked string, r Rendered, fallback string) {
 		ds = append(ds, &Delivery{
 			ID: uuid.NewString(), NotificationID: n.ID, AccountID: n.AccountID, Application: n.Application,
 			EventType: n.EventType, Level: n.Level, Channel: ch, Recipient: recipient, Masked: masked,
 			Subject: r.Subject, Body: r.Body, HTMLBody: r.HTML, Fallback: fallback, Status: StatusPending,
-			NextAttempt: s.now(), Source: source, CreateTime: s.now(),
+			// Leased ahead: HandleBatch hands it to a worker at once; the
+			// scheduler takes it only if this replica stops first.
+			NextAttempt: s.now().Add(s.cfg.Lease), Source: source, CreateTime: s.now(),
 		})
 	}
 	for _, ch := range chans {
@@ -71,13 +78,13 @@ func (s *Service) Handle(ctx context.Context, n *Notification, source []byte) er
 		}
 		r, err := s.Render(ctx, n, et.Title, ch, acct.Locale)
 		if err != nil {
-			return err
+			return nil, nil, err
 		}
 		switch ch {
 		case Push:
-			tokens, _, err := s.store.ListPushTokens(ctx, n.AccountID, Page{Size: 100})
+			tokens, err := s.pushTokens(ctx, n.AccountID)
 			if err != nil {
-				return err
+				return nil, nil, err
 			}
 			fallback := ""
 			if critical && acct.Phone != "" && !slices.Contains(prefs.DisabledChannels, SMS) {
@@ -87,38 +94,32 @@ func (s *Service) Handle(ctx context.Context, n *Notification, source []byte) er
 				if fallback != "" && s.cfg.Senders[SMS] != nil {
 					sr, err := s.Render(ctx, n, et.Title, SMS, acct.Locale)
 					if err != nil {
-						return err
+						return nil, nil, err
 					}
 					add(SMS, fallback, MaskPhone(fallback), sr, "")
 					continue
 				}
-				if err := s.skip(ctx, n, ch, "", "no push token"); err != nil {
-					return err
-				}
+				skips = append(skips, s.skip(n, ch, "no push token"))
 			}
 			for _, t := range tokens {
 				add(Push, t.Token, MaskToken(t.Token), r, fallback)
 			}
 		case SMS:
 			if acct.Phone == "" {
-				if err := s.skip(ctx, n, ch, "", "no phone"); err != nil {
-					return err
-				}
+				skips = append(skips, s.skip(n, ch, "no phone"))
 				continue
 			}
 			add(SMS, acct.Phone, MaskPhone(acct.Phone), r, "")
 		case Email:
 			if acct.Email == "" {
-				if err := s.skip(ctx, n, ch, "", "no e-mail address"); err != nil {
-					return err
-				}
+				skips = append(skips, s.skip(n, ch, "no e-mail address"))
 				continue
 			}
 			add(Email, acct.Email, MaskEmail(acct.Email), r, "")
 		case Webhook:
-			eps, _, err := s.store.ListWebhooks(ctx, n.AccountID, Page{Size: 100})
+			eps, err := s.webhooks(ctx, n.AccountID)
 			if err != nil {
-				return err
+				return nil, nil, err
 			}
 			for _, e := range eps {
 				if !e.Enabled || !e.Wants(n.Application, n.EventType) {
@@ -126,20 +127,13 @@ func (s *Service) Handle(ctx context.Context, n *Notification, source []byte) er
 				}
 				body, err := webhookBody(n, r.Body)
 				if err != nil {
-					return err
+					return nil, nil, err
 				}
 				add(Webhook, e.ID, MaskURL(e.URL), Rendered{Subject: r.Subject, Body: string(body)}, "")
 			}
 		}
 	}
-	if len(ds) == 0 {
-		return nil
-	}
-	if _, err := s.store.AddDeliveries(ctx, ds); err != nil {
-		return err
-	}
-	s.Wake()
-	return nil
+	return ds, skips, nil
 }
 
 // webhookBody is the JSON a webhook receives.
@@ -158,13 +152,19 @@ func webhookBody(n *Notification, text string) ([]byte, error) {
 func (s *Service) account(ctx context.Context, id string, payload map[string]any) (*Account, error) {
 	acct := &Account{ID: id}
 	if s.cfg.Directory != nil {
-		a, err := s.cfg.Directory.Account(ctx, id)
-		switch {
-		case err == nil:
-			acct = a
-		case errors.Is(err, ErrNotFound):
-		default:
+		a, err := s.accounts.get(ctx, id, func(ctx context.Context) (*Account, error) {
+			a, err := s.cfg.Directory.Account(ctx, id)
+			if errors.Is(err, ErrNotFound) {
+				return nil, nil
+			}
+			return a, err
+		})
+		if err != nil {
 			return nil, fmt.Errorf("account %s: %w", id, err)
+		}
+		if a != nil {
+			c := *a // the payload's overrides must not reach the cache
+			acct = &c
 		}
 	}
 	for k, dst := range map[string]*string{"phone": &acct.Phone, "email": &acct.Email, "locale": &acct.Locale, "timezone": &acct.Timezone} {
@@ -175,14 +175,14 @@ func (s *Service) account(ctx context.Context, id string, payload map[string]any
 	return acct, nil
 }
 
-// skip logs a notification not sent on purpose.
-func (s *Service) skip(ctx context.Context, n *Notification, ch Channel, recipient, why string) error {
+// skip is the log entry of a notification not sent on purpose.
+func (s *Service) skip(n *Notification, ch Channel, why string) AttemptRecord {
 	a := &Attempt{
 		ID: uuid.NewString(), NotificationID: n.ID, AccountID: n.AccountID, Application: n.Application,
-		EventType: n.EventType, Level: n.Level, Channel: ch, Recipient: recipient, Attempt: 1,
+		EventType: n.EventType, Level: n.Level, Channel: ch, Attempt: 1,
 		Status: StatusSkipped, Detail: why, Time: s.now(),
 	}
-	return s.store.RecordAttempt(ctx, nil, a, s.events(a)...)
+	return AttemptRecord{Attempt: a, Events: s.events(a)}
 }
 
 func (s *Service) events(a *Attempt) []Event {
@@ -209,15 +209,44 @@ func (s *Service) Run(ctx context.Context) error {
 	for range s.cfg.Workers {
 		go func() {
 			defer func() { done <- struct{}{} }()
-			for d := range work {
-				s.attempt(context.WithoutCancel(ctx), d)
+			for {
+				var d *Delivery
+				select {
+				case d = <-s.direct:
+				case w, ok := <-work:
+					if !ok {
+						return
+					}
+					d = w
+				}
+				s.attempt(context.WithoutCancel(ctx), d, false)
 			}
 		}()
 	}
+	rec := newRecorder(s.store, s.log)
+	s.rec.Store(rec)
+	rec.start()
 	defer func() {
 		close(work)
 		for range s.cfg.Workers {
 			<-done
+		}
+		// Workers are done: what HandleBatch queued since is left to the
+		// scheduler of the next start (their lease ends).
+		s.rec.Store(nil)
+		rec.stop()
+		var left []*Delivery
+		for {
+			select {
+			case d := <-s.direct:
+				left = append(left, d)
+				continue
+			default:
+			}
+			break
+		}
+		if len(left) > 0 {
+			s.release(left)
 		}
 	}()
 	t := time.NewTicker(s.cfg.PollInterval)
@@ -261,8 +290,11 @@ func (s *Service) release(ds []*Delivery) {
 	}
 }
 
-// attempt sends d once and records the outcome.
-func (s *Service) attempt(ctx context.Context, d *Delivery) *Attempt {
+// attempt sends d once and records the outcome: at once when wait is set,
+// else in the recorder's next transaction, the worker moving on meanwhile.
+// If recording fails, the lease ends and d is attempted again: at least
+// once.
+func (s *Service) attempt(ctx context.Context, d *Delivery, wait bool) *Attempt {
 	m := &Message{ID: d.NotificationID, Channel: d.Channel, Recipient: d.Recipient, Subject: d.Subject,
 		Body: d.Body, HTMLBody: d.HTMLBody, NotificationID: d.NotificationID}
 	key := string(d.Channel)
@@ -270,7 +302,7 @@ func (s *Service) attempt(ctx context.Context, d *Delivery) *Attempt {
 	var res Result
 	if d.Channel == Webhook {
 		var err error
-		ep, err = s.store.GetWebhook(ctx, d.Recipient)
+		ep, err = s.webhook(ctx, d.Recipient)
 		switch {
 		case errors.Is(err, ErrNotFound):
 			res = Result{Err: errors.New("endpoint deleted"), Detail: "endpoint deleted", Permanent: true}
@@ -331,22 +363,25 @@ func (s *Service) attempt(ctx context.Context, d *Delivery) *Attempt {
 		d.NextAttempt = s.now().Add(max(s.backoff(d.Attempts), res.RetryAfter))
 		a.NextAttempt = d.NextAttempt
 	}
-	if err := s.store.RecordAttempt(ctx, d, a, s.events(a)...); err != nil {
-		// The lease ends and the delivery is attempted again: at least once.
-		s.log.Error("recording a delivery attempt failed", zap.String("delivery_id", d.ID), zap.Error(err))
-		return a
-	}
-	if res.Gone {
-		s.gone(ctx, d, ep, res)
-	}
-	if dead != nil && len(d.Source) > 0 {
-		if err := s.store.AddDeadLetter(ctx, dead); err != nil {
-			s.log.Error("recording a dead letter failed", zap.String("delivery_id", d.ID), zap.Error(err))
+	// What follows an attempt must follow its durable record.
+	then := func() {
+		if res.Gone {
+			s.gone(ctx, d, ep, res)
+		}
+		if dead != nil && len(d.Source) > 0 {
+			if err := s.store.AddDeadLetter(ctx, dead); err != nil {
+				s.log.Error("recording a dead letter failed", zap.String("delivery_id", d.ID), zap.Error(err))
+			}
+		}
+		if d.Status == StatusFailed && d.Channel == Push && d.Fallback != "" {
+			s.fallback(ctx, d)
 		}
 	}
-	if d.Status == StatusFailed && d.Channel == Push && d.Fallback != "" {
-		s.fallback(ctx, d)
+	if res.Err == nil {
+		then = nil // nothing follows a success
 	}
+	state := *d // the record keeps this attempt's state even if d moves on
+	s.record(ctx, AttemptRecord{Delivery: &state, Attempt: a, Events: s.events(a)}, wait, then)
 	return a
 }
 
@@ -357,15 +392,17 @@ const TopicOutbox = "notifications.outbox"
 // gone removes a stale push token or disables a webhook endpoint that
 // answered 410.
 func (s *Service) gone(ctx context.Context, d *Delivery, ep *WebhookEndpoint, res Result) {
+	defer s.invalidate()
 	var err error
 	switch {
 	case d.Channel == Push:
 		err = s.store.DeletePushTokenValue(ctx, d.Recipient)
 	case d.Channel == Webhook && ep != nil:
-		ep.Enabled = false
-		ep.DisabledReason = fmt.Sprintf("endpoint answered %d", res.Status)
-		ep.UpdateTime = s.now()
-		err = s.store.UpdateWebhook(ctx, ep)
+		e := *ep // ep may be shared through the cache
+		e.Enabled = false
+		e.DisabledReason = fmt.Sprintf("endpoint answered %d", res.Status)
+		e.UpdateTime = s.now()
+		err = s.store.UpdateWebhook(ctx, &e)
 	}
 	if err != nil {
 		s.log.Error("removing a gone recipient failed", zap.String("delivery_id", d.ID), zap.Error(err))

@@ -66,6 +66,9 @@ type Store interface {
 	// RecordAttempt stores d's new state, appends a to the log and, in the
 	// same transaction, enqueues events for the outbox relay.
 	RecordAttempt(ctx context.Context, d *Delivery, a *Attempt, events ...Event) error
+	// RecordAttempts records several attempts as RecordAttempt does, in
+	// one transaction.
+	RecordAttempts(ctx context.Context, recs []AttemptRecord) error
 	ListAttempts(ctx context.Context, f DeliveryFilter, p Page) ([]*Attempt, string, error)
 	GetAttempt(ctx context.Context, id string) (*Attempt, error)
 
@@ -78,6 +81,15 @@ type Store interface {
 	AddSinkMessage(ctx context.Context, m *SinkMessage) error
 	ListSinkMessages(ctx context.Context, ch Channel, recipient string, p Page) ([]*SinkMessage, string, error)
 	ClearSinkMessages(ctx context.Context) (int, error)
+}
+
+// AttemptRecord is one delivery attempt to record: the delivery's new
+// state (nil for a skip, which has no delivery), its log entry and the
+// events to emit.
+type AttemptRecord struct {
+	Delivery *Delivery
+	Attempt  *Attempt
+	Events   []Event
 }
 
 // Event is a Kafka record to write through the transactional outbox.

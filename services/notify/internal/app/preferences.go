@@ -106,6 +106,7 @@ func (s *Service) UpdatePreferences(ctx context.Context, p *Preferences) (*Prefe
 		}
 	}
 	p.UpdateTime = s.now()
+	defer s.invalidate()
 	if err := s.store.PutPreferences(ctx, p); err != nil {
 		return nil, err
 	}
@@ -135,6 +136,7 @@ func (s *Service) RegisterPushToken(ctx context.Context, t *PushToken) (*PushTok
 	t.ID = uuid.NewString()
 	t.CreateTime = s.now()
 	t.LastSeen = t.CreateTime
+	defer s.invalidate()
 	if err := s.store.PutPushToken(ctx, t); err != nil {
 		return nil, err
 	}
@@ -148,6 +150,7 @@ func (s *Service) ListPushTokens(ctx context.Context, accountID string, p Page) 
 
 // DeletePushToken removes one of the account's tokens.
 func (s *Service) DeletePushToken(ctx context.Context, accountID, id string) error {
+	defer s.invalidate()
 	return s.store.DeletePushToken(ctx, accountID, id)
 }
 
@@ -183,6 +186,7 @@ func (s *Service) CreateWebhook(ctx context.Context, e *WebhookEndpoint) (*Webho
 	e.Secret = newSecret()
 	e.CreateTime = s.now()
 	e.UpdateTime = e.CreateTime
+	defer s.invalidate()
 	if err := s.store.CreateWebhook(ctx, e); err != nil {
 		return nil, err
 	}
@@ -221,11 +225,13 @@ func (s *Service) UpdateWebhook(ctx context.Context, accountID string, upd *Webh
 	}
 	e.Enabled = upd.Enabled
 	e.UpdateTime = s.now()
+	defer s.invalidate()
 	return e, s.store.UpdateWebhook(ctx, e)
 }
 
 // DeleteWebhook removes one of the account's endpoints.
 func (s *Service) DeleteWebhook(ctx context.Context, accountID, id string) error {
+	defer s.invalidate()
 	return s.store.DeleteWebhook(ctx, accountID, id)
 }
 
@@ -242,6 +248,7 @@ func (s *Service) RotateWebhookSecret(ctx context.Context, accountID, id string,
 	e.OldSecret, e.OldExpire = e.Secret, s.now().Add(grace)
 	e.Secret = newSecret()
 	e.UpdateTime = s.now()
+	defer s.invalidate()
 	if err := s.store.UpdateWebhook(ctx, e); err != nil {
 		return "", time.Time{}, err
 	}

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sony/gobreaker/v2"
@@ -34,12 +35,15 @@ type Config struct {
 	// jitter up to MaxBackoff; defaults 1s and 10m. A provider's
 	// Retry-After is honoured when longer.
 	MinBackoff, MaxBackoff time.Duration
-	// Lease is how long a worker owns a claimed delivery; default 1m.
+	// Lease is how long a worker owns a claimed delivery, and how long a
+	// new delivery waits for its first attempt by the worker it was handed
+	// to before the scheduler takes it (after a crash); default 1m.
 	Lease time.Duration
 	// Workers is how many deliveries are attempted at once; default 32.
 	Workers int
 	// PollInterval is how often due deliveries are looked for; default
-	// 500ms (new deliveries wake the scheduler at once).
+	// 500ms. New deliveries do not wait for it: HandleBatch hands them to
+	// the workers directly.
 	PollInterval time.Duration
 	// DevSink says push and SMS go to the dev inbox.
 	DevSink bool
@@ -60,6 +64,22 @@ type Service struct {
 	mu       sync.Mutex
 	breakers map[string]*gobreaker.CircuitBreaker[Result]
 	apps     map[string]cachedApp
+
+	// Lookups the dispatcher makes for every notification, cached
+	// briefly; every write through this Service clears them (invalidate).
+	prefs     *ttlCache[*Preferences]
+	tokens    *ttlCache[[]*PushToken]
+	hooks     *ttlCache[[]*WebhookEndpoint] // by account
+	hook      *ttlCache[*WebhookEndpoint]   // by id
+	templates *ttlCache[*Template]          // nil: none
+	accounts  *ttlCache[*Account]           // the Directory's; nil: unknown
+
+	// direct carries deliveries just recorded by HandleBatch to the
+	// workers of Run, so first attempts need no trip through ClaimDue.
+	direct chan *Delivery
+	// rec, while Run runs, groups the workers' RecordAttempt calls into
+	// one transaction.
+	rec atomic.Pointer[recorder]
 }
 
 type cachedApp struct {
@@ -97,12 +117,28 @@ func New(store Store, cfg Config) *Service {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	now := func() time.Time { return cfg.Now().UTC() }
 	return &Service{
-		store: store, cfg: cfg, log: cfg.Log, wake: make(chan struct{}, 1),
-		now:      func() time.Time { return cfg.Now().UTC() },
-		breakers: map[string]*gobreaker.CircuitBreaker[Result]{},
-		apps:     map[string]cachedApp{},
+		store: store, cfg: cfg, log: cfg.Log, wake: make(chan struct{}, 1), now: now,
+		breakers:  map[string]*gobreaker.CircuitBreaker[Result]{},
+		apps:      map[string]cachedApp{},
+		prefs:     newTTLCache[*Preferences](lookupTTL, now),
+		tokens:    newTTLCache[[]*PushToken](lookupTTL, now),
+		hooks:     newTTLCache[[]*WebhookEndpoint](lookupTTL, now),
+		hook:      newTTLCache[*WebhookEndpoint](lookupTTL, now),
+		templates: newTTLCache[*Template](lookupTTL, now),
+		accounts:  newTTLCache[*Account](lookupTTL, now),
+		direct:    make(chan *Delivery, 16*cfg.Workers),
 	}
+}
+
+// invalidate clears the lookup caches after a write through this Service.
+func (s *Service) invalidate() {
+	s.prefs.clear()
+	s.tokens.clear()
+	s.hooks.clear()
+	s.hook.clear()
+	s.templates.clear()
 }
 
 // DevSink reports whether the dev sink is on.

@@ -49,6 +49,7 @@ func (s *Service) PutTemplate(ctx context.Context, t *Template, validateOnly boo
 		return t, created, changed, nil
 	}
 	t.UpdateTime = s.now()
+	defer s.invalidate()
 	if _, err := s.store.PutTemplate(ctx, t); err != nil {
 		return nil, false, false, err
 	}
@@ -62,6 +63,7 @@ func (s *Service) ListTemplates(ctx context.Context, f Template, p Page) ([]*Tem
 
 // DeleteTemplate removes a template.
 func (s *Service) DeleteTemplate(ctx context.Context, id string) error {
+	defer s.invalidate()
 	return s.store.DeleteTemplate(ctx, id)
 }
 
@@ -76,12 +78,18 @@ func (s *Service) findTemplate(ctx context.Context, application, eventType strin
 		if l == "" {
 			continue
 		}
-		t, err := s.store.FindTemplate(ctx, application, eventType, ch, l)
-		if err == nil {
-			return t, nil
-		}
-		if !errors.Is(err, ErrNotFound) {
+		t, err := s.templates.get(ctx, application+"\x00"+eventType+"\x00"+string(ch)+"\x00"+l, func(ctx context.Context) (*Template, error) {
+			t, err := s.store.FindTemplate(ctx, application, eventType, ch, l)
+			if errors.Is(err, ErrNotFound) {
+				return nil, nil
+			}
+			return t, err
+		})
+		if err != nil {
 			return nil, err
+		}
+		if t != nil {
+			return t, nil
 		}
 	}
 	return nil, ErrNotFound

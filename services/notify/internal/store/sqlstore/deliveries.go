@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -113,36 +114,83 @@ func scanDelivery(sc interface{ Scan(...any) error }) (*app.Delivery, error) {
 	return d, nil
 }
 
-// AddDeliveries implements app.Store.
+// maxRows bounds the rows of one multi-row statement, well inside
+// SQLite's and PostgreSQL's limits on bound parameters.
+const maxRows = 500
+
+// placeholders returns rows groups of cols placeholders: "($1, $2), ($3,
+// $4)" for PostgreSQL, "(?, ?), (?, ?)" for SQLite, whose parser looks up
+// each numbered one in a list, which is quadratic in long statements.
+func (s *Store) placeholders(rows, cols int) string {
+	var b strings.Builder
+	for r := range rows {
+		if r > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteByte('(')
+		for c := range cols {
+			if c > 0 {
+				b.WriteString(", ")
+			}
+			if s.db.Dialect == sqldb.Postgres {
+				fmt.Fprintf(&b, "$%d", r*cols+c+1)
+			} else {
+				b.WriteByte('?')
+			}
+		}
+		b.WriteByte(')')
+	}
+	return b.String()
+}
+
+// AddDeliveries implements app.Store: one multi-row INSERT per maxRows
+// deliveries, then, for the duplicates only, an UPDATE reviving failed ones.
 func (s *Store) AddDeliveries(ctx context.Context, ds []*app.Delivery) ([]*app.Delivery, error) {
 	var added []*app.Delivery
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		added = added[:0]
-		for _, d := range ds {
-			res, err := tx.ExecContext(ctx, `INSERT INTO deliveries (`+deliveryCols+`)
-				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
-				ON CONFLICT (notification_id, channel, recipient) DO NOTHING`,
-				d.ID, d.NotificationID, d.AccountID, d.Application, d.EventType, d.Level, string(d.Channel), d.Recipient, d.Masked,
-				d.Subject, d.Body, d.HTMLBody, d.Fallback, string(d.Status), d.Attempts, us(d.NextAttempt), string(d.Source), us(d.CreateTime))
+		for chunk := range slices.Chunk(ds, maxRows) {
+			args := make([]any, 0, 18*len(chunk))
+			for _, d := range chunk {
+				args = append(args, d.ID, d.NotificationID, d.AccountID, d.Application, d.EventType, d.Level, string(d.Channel), d.Recipient,
+					d.Masked, d.Subject, d.Body, d.HTMLBody, d.Fallback, string(d.Status), d.Attempts, us(d.NextAttempt), string(d.Source), us(d.CreateTime))
+			}
+			rows, err := tx.QueryContext(ctx, `INSERT INTO deliveries (`+deliveryCols+`) VALUES `+s.placeholders(len(chunk), 18)+`
+				ON CONFLICT (notification_id, channel, recipient) DO NOTHING RETURNING id`, args...)
 			if err != nil {
-				return fmt.Errorf("sqlstore: add delivery: %w", err)
+				return fmt.Errorf("sqlstore: add deliveries: %w", err)
 			}
-			if n, _ := res.RowsAffected(); n == 1 {
-				added = append(added, d)
-				continue
+			inserted := make(map[string]bool, len(chunk))
+			for rows.Next() {
+				var id string
+				if err := rows.Scan(&id); err != nil {
+					_ = rows.Close()
+					return fmt.Errorf("sqlstore: add deliveries: %w", err)
+				}
+				inserted[id] = true
 			}
-			// A replay revives a dead delivery; a sent or pending one is a duplicate.
-			var id string
-			err = tx.QueryRowContext(ctx, `UPDATE deliveries SET status = $4, attempts = 0, next_attempt_at = $5
-				WHERE notification_id = $1 AND channel = $2 AND recipient = $3 AND status = 'failed' RETURNING id`,
-				d.NotificationID, string(d.Channel), d.Recipient, string(app.StatusPending), us(d.NextAttempt)).Scan(&id)
-			switch {
-			case errors.Is(err, sql.ErrNoRows):
-			case err != nil:
-				return fmt.Errorf("sqlstore: revive delivery: %w", err)
-			default:
-				d.ID, d.Attempts = id, 0
-				added = append(added, d)
+			_ = rows.Close()
+			if err := rows.Err(); err != nil {
+				return fmt.Errorf("sqlstore: add deliveries: %w", err)
+			}
+			for _, d := range chunk {
+				if inserted[d.ID] {
+					added = append(added, d)
+					continue
+				}
+				// A replay revives a dead delivery; a sent or pending one is a duplicate.
+				var id string
+				err = tx.QueryRowContext(ctx, `UPDATE deliveries SET status = $4, attempts = 0, next_attempt_at = $5
+					WHERE notification_id = $1 AND channel = $2 AND recipient = $3 AND status = 'failed' RETURNING id`,
+					d.NotificationID, string(d.Channel), d.Recipient, string(app.StatusPending), us(d.NextAttempt)).Scan(&id)
+				switch {
+				case errors.Is(err, sql.ErrNoRows):
+				case err != nil:
+					return fmt.Errorf("sqlstore: revive delivery: %w", err)
+				default:
+					d.ID, d.Attempts = id, 0
+					added = append(added, d)
+				}
 			}
 		}
 		return nil
@@ -203,8 +251,15 @@ func (s *Store) ClaimDue(ctx context.Context, now time.Time, lease time.Duration
 
 // Release implements app.Store.
 func (s *Store) Release(ctx context.Context, ids []string) error {
-	for _, id := range ids {
-		if _, err := s.db.ExecContext(ctx, `UPDATE deliveries SET next_attempt_at = $2 WHERE id = $1 AND status = 'pending'`, id, us(time.Now())); err != nil {
+	for chunk := range slices.Chunk(ids, maxRows) {
+		args := []any{us(time.Now())}
+		ph := make([]string, len(chunk))
+		for i, id := range chunk {
+			args = append(args, id)
+			ph[i] = fmt.Sprintf("$%d", i+2)
+		}
+		if _, err := s.db.ExecContext(ctx, `UPDATE deliveries SET next_attempt_at = $1 WHERE status = 'pending' AND id IN (`+strings.Join(ph, ",")+`)`,
+			args...); err != nil {
 			return fmt.Errorf("sqlstore: release: %w", err)
 		}
 	}
@@ -213,29 +268,50 @@ func (s *Store) Release(ctx context.Context, ids []string) error {
 
 // RecordAttempt implements app.Store.
 func (s *Store) RecordAttempt(ctx context.Context, d *app.Delivery, a *app.Attempt, events ...app.Event) error {
+	return s.RecordAttempts(ctx, []app.AttemptRecord{{Delivery: d, Attempt: a, Events: events}})
+}
+
+// RecordAttempts implements app.Store with one multi-row statement per
+// table (and chunk of maxRows) in one transaction.
+func (s *Store) RecordAttempts(ctx context.Context, recs []app.AttemptRecord) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
-		if d != nil {
-			if _, err := tx.ExecContext(ctx, `UPDATE deliveries SET status = $2, attempts = $3, next_attempt_at = $4 WHERE id = $1`,
-				d.ID, string(d.Status), d.Attempts, us(d.NextAttempt)); err != nil {
-				return fmt.Errorf("sqlstore: update delivery: %w", err)
+		var msgs []kafka.Message
+		for chunk := range slices.Chunk(recs, maxRows) {
+			var dargs, largs []any
+			for _, r := range chunk {
+				if d := r.Delivery; d != nil {
+					dargs = append(dargs, d.ID, string(d.Status), d.Attempts, us(d.NextAttempt))
+				}
+				a := r.Attempt
+				largs = append(largs, a.ID, a.DeliveryID, a.NotificationID, a.AccountID, a.Application, a.EventType, a.Level, string(a.Channel),
+					a.Recipient, a.Attempt, string(a.Status), a.ProviderStatus, a.Detail, a.Latency.Microseconds(), us(a.NextAttempt), us(a.Time))
+				for _, e := range r.Events {
+					m := kafka.Message{Topic: e.Topic, Key: []byte(e.Key), Value: e.Value}
+					for k, v := range e.Headers {
+						m.SetHeader(k, v)
+					}
+					msgs = append(msgs, m)
+				}
 			}
-		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO delivery_log (`+attemptCols+`)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`,
-			a.ID, a.DeliveryID, a.NotificationID, a.AccountID, a.Application, a.EventType, a.Level, string(a.Channel), a.Recipient,
-			a.Attempt, string(a.Status), a.ProviderStatus, a.Detail, a.Latency.Microseconds(), us(a.NextAttempt), us(a.Time)); err != nil {
-			return fmt.Errorf("sqlstore: log attempt: %w", err)
-		}
-		if len(events) == 0 {
-			return nil
-		}
-		msgs := make([]kafka.Message, len(events))
-		for i, e := range events {
-			m := kafka.Message{Topic: e.Topic, Key: []byte(e.Key), Value: e.Value}
-			for k, v := range e.Headers {
-				m.SetHeader(k, v)
+			if n := len(dargs) / 4; n > 0 {
+				// The VALUES columns are column1..column4 in both dialects;
+				// the casts give PostgreSQL their types.
+				vals := make([]string, n)
+				for i := range n {
+					p := [4]string{"?", "?", "?", "?"}
+					if s.db.Dialect == sqldb.Postgres {
+						p = [4]string{fmt.Sprintf("$%d", 4*i+1), fmt.Sprintf("$%d", 4*i+2), fmt.Sprintf("$%d", 4*i+3), fmt.Sprintf("$%d", 4*i+4)}
+					}
+					vals[i] = fmt.Sprintf("(CAST(%s AS TEXT), CAST(%s AS TEXT), CAST(%s AS INTEGER), CAST(%s AS BIGINT))", p[0], p[1], p[2], p[3])
+				}
+				if _, err := tx.ExecContext(ctx, `UPDATE deliveries SET status = v.column2, attempts = v.column3, next_attempt_at = v.column4
+					FROM (VALUES `+strings.Join(vals, ", ")+`) AS v WHERE deliveries.id = v.column1`, dargs...); err != nil {
+					return fmt.Errorf("sqlstore: update deliveries: %w", err)
+				}
 			}
-			msgs[i] = m
+			if _, err := tx.ExecContext(ctx, `INSERT INTO delivery_log (`+attemptCols+`) VALUES `+s.placeholders(len(chunk), 16), largs...); err != nil {
+				return fmt.Errorf("sqlstore: log attempts: %w", err)
+			}
 		}
 		return outbox.Enqueue(ctx, tx, msgs...)
 	})

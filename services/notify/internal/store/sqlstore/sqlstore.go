@@ -16,6 +16,7 @@ import (
 	"io/fs"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -46,6 +47,11 @@ func Migrate(ctx context.Context, db *sqldb.DB) error {
 // Store is the app.Store over one database.
 type Store struct {
 	db *sqldb.DB
+	// wmu serializes this process's write transactions on SQLite, which
+	// has one writer at a time: waiting here is a wake-up the moment the
+	// writer commits, where SQLite's busy handler sleeps for up to tens
+	// of milliseconds between tries.
+	wmu sync.Mutex
 }
 
 var _ app.Store = (*Store)(nil)
@@ -99,6 +105,10 @@ func parseTimeToken(tok string) (int64, string, error) {
 
 // tx runs fn in a transaction.
 func (s *Store) tx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	if s.db.Dialect == sqldb.SQLite {
+		s.wmu.Lock()
+		defer s.wmu.Unlock()
+	}
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("sqlstore: begin: %w", err)

@@ -3,6 +3,7 @@ package storetest
 import (
 	"context"
 	"errors"
+	"strconv"
 	"testing"
 	"time"
 
@@ -109,6 +110,53 @@ func Run(t *testing.T, newStore func(t testing.TB) app.Store) {
 		}
 		if added, _ := s.AddDeliveries(ctx, []*app.Delivery{d()}); len(added) != 0 {
 			t.Fatalf("pending delivery added again")
+		}
+	})
+
+	t.Run("attempts recorded in batches, leased deliveries released", func(t *testing.T) {
+		t.Parallel()
+		s := newStore(t)
+		var ds []*app.Delivery
+		for i := range 3 {
+			ds = append(ds, &app.Delivery{ID: uuid.NewString(), NotificationID: "n" + strconv.Itoa(i), AccountID: "acct", Channel: app.Webhook,
+				Recipient: "ep", Status: app.StatusPending, NextAttempt: now.Add(time.Minute), CreateTime: now})
+		}
+		if added, err := s.AddDeliveries(ctx, ds); err != nil || len(added) != 3 {
+			t.Fatalf("added %d, %v", len(added), err)
+		}
+		if due, _ := s.ClaimDue(ctx, now, time.Minute, 10); len(due) != 0 {
+			t.Fatalf("leased deliveries claimed: %v", due)
+		}
+		ds[0].Status, ds[0].Attempts = app.StatusSent, 1
+		ds[1].Status, ds[1].Attempts, ds[1].NextAttempt = app.StatusPending, 1, now.Add(time.Hour)
+		recs := []app.AttemptRecord{
+			{Delivery: ds[0], Attempt: &app.Attempt{ID: uuid.NewString(), DeliveryID: ds[0].ID, NotificationID: "n0", Attempt: 1, Status: app.StatusSent, Time: now}},
+			{Delivery: ds[1], Attempt: &app.Attempt{ID: uuid.NewString(), DeliveryID: ds[1].ID, NotificationID: "n1", Attempt: 1, Status: app.StatusRetrying, Time: now},
+				Events: []app.Event{{Topic: "t", Key: "k", Value: []byte("v")}}},
+			{Attempt: &app.Attempt{ID: uuid.NewString(), NotificationID: "n9", Attempt: 1, Status: app.StatusSkipped, Detail: "quiet hours", Time: now}},
+		}
+		if err := s.RecordAttempts(ctx, recs); err != nil {
+			t.Fatal(err)
+		}
+		for i, want := range []struct {
+			status   app.Status
+			attempts int
+		}{{app.StatusSent, 1}, {app.StatusPending, 1}, {app.StatusPending, 0}} {
+			got, err := s.GetDelivery(ctx, ds[i].NotificationID, app.Webhook, "ep")
+			if err != nil || got.Status != want.status || got.Attempts != want.attempts {
+				t.Fatalf("delivery %d = %+v, %v; want %s after %d", i, got, err, want.status, want.attempts)
+			}
+		}
+		if log, _, err := s.ListAttempts(ctx, app.DeliveryFilter{}, app.Page{}); err != nil || len(log) != 3 {
+			t.Fatalf("log = %v, %v; want 3 entries", log, err)
+		}
+		// Release makes the leased (and pending) one due; the sent one stays sent.
+		if err := s.Release(ctx, []string{ds[0].ID, ds[2].ID}); err != nil {
+			t.Fatal(err)
+		}
+		due, err := s.ClaimDue(ctx, time.Now(), time.Minute, 10)
+		if err != nil || len(due) != 1 || due[0].ID != ds[2].ID {
+			t.Fatalf("due after release = %v, %v; want %s", due, err, ds[2].ID)
 		}
 	})
 
