@@ -374,7 +374,7 @@ func parts(cfg Config, id *identity, addrs wiring, codes *devsink.Sink) []part {
 		{"main-gateway", "http", func(ctx context.Context, log *zap.Logger, opts ...process.Option) error {
 			return maingw.Run(ctx, maingw.Config{
 				HTTP: cfg.HTTP, BodyLimit: web.DefaultBodyLimit, Auth: id.settings("main-gateway"),
-				DataAddr: addrs.data, DeviceAddr: addrs.device, CallTimeout: rpc.DefaultCallTimeout,
+				DataAddr: addrs.data, DeviceAddr: addrs.device, NotifyAddr: addrs.notify, CallTimeout: rpc.DefaultCallTimeout,
 			}, log, opts...)
 		}},
 		{"auth-gateway", "http", func(ctx context.Context, log *zap.Logger, opts ...process.Option) error {

@@ -24,6 +24,7 @@ import (
 	"github.com/comfortech/platform/libs/web"
 	datav1 "github.com/comfortech/platform/proto/comfortech/data/v1"
 	devicev1 "github.com/comfortech/platform/proto/comfortech/device/v1"
+	notifyv1 "github.com/comfortech/platform/proto/comfortech/notify/v1"
 	"github.com/comfortech/platform/proto/openapi"
 )
 
@@ -41,6 +42,9 @@ type Config struct {
 	DataAddr string `env:"DATA_ADDR" envDefault:"localhost:7001"`
 	// DeviceAddr is the device service's gRPC address (commands, presence).
 	DeviceAddr string `env:"DEVICE_ADDR" envDefault:"localhost:7002"`
+	// NotifyAddr is the notify service's gRPC address (preferences, push
+	// tokens, webhooks).
+	NotifyAddr string `env:"NOTIFY_ADDR" envDefault:"localhost:7003"`
 	// CallTimeout bounds each call to a service.
 	CallTimeout time.Duration `env:"CALL_TIMEOUT" envDefault:"10s"`
 	// Auth locates the identity provider and lists the accepted clients.
@@ -77,11 +81,21 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger, opts ...process.Optio
 	defer func() { _ = deviceConn.Close() }()
 	p.Health.Add("device", rpc.HealthCheck(deviceConn))
 
+	notifyConn, err := rpc.Dial(cfg.NotifyAddr, p.Metrics, rpc.WithCallTimeout(cfg.CallTimeout), rpc.WithPerRPCCredentials(creds))
+	if err != nil {
+		return fmt.Errorf("main gateway: %w", err)
+	}
+	defer func() { _ = notifyConn.Close() }()
+	p.Health.Add("notify", rpc.HealthCheck(notifyConn))
+
 	gw := web.NewGateway(openapi.Main)
 	if err := register(ctx, gw.API, dataConn, dataServices); err != nil {
 		return fmt.Errorf("main gateway: %w", err)
 	}
 	if err := register(ctx, gw.API, deviceConn, deviceServices); err != nil {
+		return fmt.Errorf("main gateway: %w", err)
+	}
+	if err := register(ctx, gw.API, notifyConn, notifyServices); err != nil {
 		return fmt.Errorf("main gateway: %w", err)
 	}
 	guard := []web.Middleware{
@@ -131,6 +145,13 @@ var dataServices = []handlerRegistrar{
 var deviceServices = []handlerRegistrar{
 	devicev1.RegisterCommandServiceHandler,
 	devicev1.RegisterPresenceServiceHandler,
+}
+
+// notifyServices are the notify service's app-facing services.
+var notifyServices = []handlerRegistrar{
+	notifyv1.RegisterPreferenceServiceHandler,
+	notifyv1.RegisterPushTokenServiceHandler,
+	notifyv1.RegisterWebhookEndpointServiceHandler,
 }
 
 // register exposes services over conn.

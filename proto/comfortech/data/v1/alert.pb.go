@@ -477,8 +477,9 @@ type CreateAlertRuleRequest struct {
 	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
 	// The condition.
 	Condition *AlertCondition `protobuf:"bytes,3,opt,name=condition,proto3" json:"condition,omitempty"`
-	// Whether the rule is evaluated; rules are created disabled when false.
-	Enabled       bool `protobuf:"varint,4,opt,name=enabled,proto3" json:"enabled,omitempty"`
+	// Whether the rule is evaluated; a rule is created enabled unless this
+	// says false.
+	Enabled       *bool `protobuf:"varint,4,opt,name=enabled,proto3,oneof" json:"enabled,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -535,8 +536,8 @@ func (x *CreateAlertRuleRequest) GetCondition() *AlertCondition {
 }
 
 func (x *CreateAlertRuleRequest) GetEnabled() bool {
-	if x != nil {
-		return x.Enabled
+	if x != nil && x.Enabled != nil {
+		return *x.Enabled
 	}
 	return false
 }
@@ -1196,12 +1197,14 @@ const file_comfortech_data_v1_alert_proto_rawDesc = "" +
 	"clearValue\x129\n" +
 	"\n" +
 	"clear_time\x18\n" +
-	" \x01(\v2\x1a.google.protobuf.TimestampR\tclearTime\"\xc2\x01\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\tclearTime\"\xd3\x01\n" +
 	"\x16CreateAlertRuleRequest\x12%\n" +
 	"\tdevice_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\bdeviceId\x12\x1d\n" +
 	"\x04name\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18dR\x04name\x12H\n" +
-	"\tcondition\x18\x03 \x01(\v2\".comfortech.data.v1.AlertConditionB\x06\xbaH\x03\xc8\x01\x01R\tcondition\x12\x18\n" +
-	"\aenabled\x18\x04 \x01(\bR\aenabled\"L\n" +
+	"\tcondition\x18\x03 \x01(\v2\".comfortech.data.v1.AlertConditionB\x06\xbaH\x03\xc8\x01\x01R\tcondition\x12\x1d\n" +
+	"\aenabled\x18\x04 \x01(\bH\x00R\aenabled\x88\x01\x01B\n" +
+	"\n" +
+	"\b_enabled\"L\n" +
 	"\x17CreateAlertRuleResponse\x121\n" +
 	"\x04rule\x18\x01 \x01(\v2\x1d.comfortech.data.v1.AlertRuleR\x04rule\"\x90\x01\n" +
 	"\x15ListAlertRulesRequest\x12%\n" +
@@ -1340,6 +1343,7 @@ func file_comfortech_data_v1_alert_proto_init() {
 	if File_comfortech_data_v1_alert_proto != nil {
 		return
 	}
+	file_comfortech_data_v1_alert_proto_msgTypes[3].OneofWrappers = []any{}
 	file_comfortech_data_v1_alert_proto_msgTypes[9].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{

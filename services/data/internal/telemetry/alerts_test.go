@@ -29,7 +29,7 @@ func tooCold() *datav1.AlertCondition {
 
 func (f *fixture) createRule(t *testing.T, cond *datav1.AlertCondition) *datav1.AlertRule {
 	t.Helper()
-	resp, err := f.rules.CreateAlertRule(as(f.owner), &datav1.CreateAlertRuleRequest{DeviceId: f.device, Name: "Too cold", Condition: cond, Enabled: true})
+	resp, err := f.rules.CreateAlertRule(as(f.owner), &datav1.CreateAlertRuleRequest{DeviceId: f.device, Name: "Too cold", Condition: cond})
 	if err != nil {
 		t.Fatal(err)
 	}

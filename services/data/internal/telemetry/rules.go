@@ -116,7 +116,7 @@ func (s *Service) createRule(ctx context.Context, req *datav1.CreateAlertRuleReq
 		return nil, err
 	}
 	now := s.now().UTC().Truncate(time.Millisecond)
-	r := tsstore.Rule{ID: id.String(), DeviceID: req.GetDeviceId(), Name: req.GetName(), Condition: cond, Enabled: req.GetEnabled(), CreateTime: now, UpdateTime: now}
+	r := tsstore.Rule{ID: id.String(), DeviceID: req.GetDeviceId(), Name: req.GetName(), Condition: cond, Enabled: req.Enabled == nil || req.GetEnabled(), CreateTime: now, UpdateTime: now}
 	err = s.store.InTx(ctx, func(tx *tsstore.Tx) error {
 		if err := tx.LearnDeviceOwner(ctx, r.DeviceID, owner); err != nil {
 			return err

@@ -67,7 +67,7 @@ func TestRealTokens(t *testing.T) {
 		return metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+tok)
 	}
 
-	created, err := rules.CreateAlertRule(bearer(ownerTok), &datav1.CreateAlertRuleRequest{DeviceId: f.device, Name: "Too cold", Condition: tooCold(), Enabled: true})
+	created, err := rules.CreateAlertRule(bearer(ownerTok), &datav1.CreateAlertRuleRequest{DeviceId: f.device, Name: "Too cold", Condition: tooCold()})
 	if err != nil {
 		t.Fatal(err)
 	}
