@@ -6,6 +6,7 @@ package devstack
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -13,6 +14,7 @@ import (
 	"path/filepath"
 	"time"
 
+	paho "github.com/eclipse/paho.mqtt.golang"
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/hooks/auth"
 	"github.com/mochi-mqtt/server/v2/hooks/storage/pebble"
@@ -96,6 +98,8 @@ type MQTT struct {
 	server *mqtt.Server
 	// Addr is the address devices and the device service connect to.
 	Addr string
+
+	user, password string
 }
 
 // StartMQTT starts the broker and its listener.
@@ -134,7 +138,7 @@ func StartMQTT(cfg MQTTConfig, log *zap.Logger) (*MQTT, error) {
 		_ = srv.Close()
 		return nil, fmt.Errorf("mqtt: %w", err)
 	}
-	return &MQTT{server: srv, Addr: tcp.Address()}, nil
+	return &MQTT{server: srv, Addr: tcp.Address(), user: cfg.ServiceUser, password: cfg.ServicePassword}, nil
 }
 
 // Run keeps the broker up until ctx ends, then closes it.
@@ -146,12 +150,25 @@ func (m *MQTT) Run(ctx context.Context) error {
 	return nil
 }
 
-// Check reports whether the broker accepts connections.
+// Check reports whether the broker admits the device service: an MQTT
+// CONNECT with its credentials and a clean DISCONNECT (a bare TCP probe
+// would make the broker log a broken connection every time).
 func (m *MQTT) Check(ctx context.Context) error {
-	d := net.Dialer{Timeout: time.Second}
-	c, err := d.DialContext(ctx, "tcp", m.Addr)
-	if err != nil {
-		return err
+	timeout := 2 * time.Second
+	if dl, ok := ctx.Deadline(); ok {
+		timeout = time.Until(dl)
 	}
-	return c.Close()
+	c := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + m.Addr).
+		SetClientID(fmt.Sprintf("readiness-%d", time.Now().UnixNano())).
+		SetUsername(m.user).SetPassword(m.password).
+		SetConnectTimeout(timeout).SetAutoReconnect(false).SetConnectRetry(false))
+	tok := c.Connect()
+	if !tok.WaitTimeout(timeout) {
+		return errors.New("mqtt: connect timed out")
+	}
+	if err := tok.Error(); err != nil {
+		return fmt.Errorf("mqtt: %w", err)
+	}
+	c.Disconnect(50)
+	return nil
 }
