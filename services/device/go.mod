@@ -3,6 +3,7 @@ module github.com/comfortech/platform/services/device
 go 1.26.0
 
 require (
+	github.com/IBM/sarama v1.61.1
 	github.com/cenkalti/backoff/v5 v5.0.3
 	github.com/comfortech/platform/deployments/allinone/devstack v0.0.0
 	github.com/comfortech/platform/libs v0.0.0
@@ -28,7 +29,6 @@ require (
 	buf.build/go/protovalidate v1.4.0 // indirect
 	cel.dev/cel-go v0.32.0 // indirect
 	cel.dev/expr v0.25.3 // indirect
-	github.com/IBM/sarama v1.61.1 // indirect
 	github.com/MicahParks/jwkset v0.11.4 // indirect
 	github.com/MicahParks/keyfunc/v3 v3.9.1 // indirect
 	github.com/antlr4-go/antlr/v4 v4.13.1 // indirect

@@ -52,9 +52,11 @@ type stack struct {
 	dataConn *grpc.ClientConn
 	devConn  *grpc.ClientConn
 	admin    context.Context
+	// devOps is the device service's ops address (/metrics).
+	devOps string
 }
 
-func listen(t *testing.T) net.Listener {
+func listen(t testing.TB) net.Listener {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -64,7 +66,7 @@ func listen(t *testing.T) net.Listener {
 }
 
 // run runs f until the test ends.
-func run(t *testing.T, name string, f func(ctx context.Context) error) {
+func run(t testing.TB, name string, f func(ctx context.Context) error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- f(ctx) }()
@@ -81,7 +83,7 @@ func run(t *testing.T, name string, f func(ctx context.Context) error) {
 	})
 }
 
-func dialGRPC(t *testing.T, addr string) *grpc.ClientConn {
+func dialGRPC(t testing.TB, addr string) *grpc.ClientConn {
 	t.Helper()
 	c, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
@@ -91,7 +93,7 @@ func dialGRPC(t *testing.T, addr string) *grpc.ClientConn {
 	return c
 }
 
-func waitServing(t *testing.T, c *grpc.ClientConn) {
+func waitServing(t testing.TB, c *grpc.ClientConn) {
 	t.Helper()
 	eventually(t, "the service to be ready", 20*time.Second, func() bool {
 		r, err := healthpb.NewHealthClient(c).Check(context.Background(), &healthpb.HealthCheckRequest{})
@@ -99,7 +101,7 @@ func waitServing(t *testing.T, c *grpc.ClientConn) {
 	})
 }
 
-func eventually(t *testing.T, what string, d time.Duration, ok func() bool) {
+func eventually(t testing.TB, what string, d time.Duration, ok func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for !ok() {
@@ -115,7 +117,7 @@ func as(token string) context.Context {
 }
 
 // start runs the stack; edit adjusts the device service's configuration.
-func start(t *testing.T, edit func(*device.Config)) *stack {
+func start(t testing.TB, edit func(*device.Config)) *stack {
 	t.Helper()
 	idp := idptest.Start(t)
 	cluster := kafkatest.NewCluster(t)
@@ -132,6 +134,7 @@ func start(t *testing.T, edit func(*device.Config)) *stack {
 	waitServing(t, s.dataConn)
 
 	devGRPC, devOps := listen(t), listen(t)
+	s.devOps = devOps.Addr().String()
 	svcAuth := auth.Settings{Issuer: idp.Issuer(), ClientID: "comfortech-device",
 		ClientSecret: config.Secret(idp.ClientSecret(t, "comfortech-device"))}
 	s.mqttURL = startBroker(t, devGRPC.Addr().String(), svcAuth)
@@ -164,7 +167,7 @@ const serviceUser, servicePass = "comfort-device-service", "service-secret"
 
 // startBroker runs a mochi broker whose hook asks the device service at
 // deviceAddr (which may not be up yet) with the service's token.
-func startBroker(t *testing.T, deviceAddr string, svc auth.Settings) string {
+func startBroker(t testing.TB, deviceAddr string, svc auth.Settings) string {
 	t.Helper()
 	ts, err := svc.NewTokenSource()
 	if err != nil {
@@ -198,7 +201,7 @@ type provisioned struct {
 }
 
 // provision creates n devices.
-func (s *stack) provision(t *testing.T, n int) []provisioned {
+func (s *stack) provision(t testing.TB, n int) []provisioned {
 	t.Helper()
 	reqs := make([]*devicev1.ProvisionDeviceRequest, n)
 	for i := range reqs {
@@ -217,7 +220,7 @@ func (s *stack) provision(t *testing.T, n int) []provisioned {
 }
 
 // user creates a user with an account and returns the user's context.
-func (s *stack) user(t *testing.T, phone string) context.Context {
+func (s *stack) user(t testing.TB, phone string) context.Context {
 	t.Helper()
 	u := s.idp.CreateUser(t, phone)
 	if _, err := datav1.NewDataInternalServiceClient(s.dataConn).CreateAccount(as(s.idp.ServiceToken(t, "comfortech-device")),
@@ -228,7 +231,7 @@ func (s *stack) user(t *testing.T, phone string) context.Context {
 }
 
 // owner creates a user who claims d, and returns the user's context.
-func (s *stack) owner(t *testing.T, phone string, d provisioned) context.Context {
+func (s *stack) owner(t testing.TB, phone string, d provisioned) context.Context {
 	t.Helper()
 	ctx := s.user(t, phone)
 	if _, err := datav1.NewDeviceServiceClient(s.dataConn).ClaimDevice(ctx, &datav1.ClaimDeviceRequest{
@@ -239,7 +242,7 @@ func (s *stack) owner(t *testing.T, phone string, d provisioned) context.Context
 }
 
 // fleet runs the simulator with devs until the test ends.
-func (s *stack) fleet(t *testing.T, ps []provisioned, interval time.Duration) *simulator.Fleet {
+func (s *stack) fleet(t testing.TB, ps []provisioned, interval time.Duration) *simulator.Fleet {
 	t.Helper()
 	devs := make([]simulator.Credential, len(ps))
 	for i, p := range ps {
@@ -255,7 +258,7 @@ func (s *stack) fleet(t *testing.T, ps []provisioned, interval time.Duration) *s
 }
 
 // device connects a raw MQTT client as a device.
-func (s *stack) device(t *testing.T, c provisioned) paho.Client {
+func (s *stack) device(t testing.TB, c provisioned) paho.Client {
 	t.Helper()
 	cl := paho.NewClient(paho.NewClientOptions().AddBroker(s.mqttURL).SetClientID(c.ID).SetUsername(c.ID).SetPassword(c.Secret))
 	if tok := cl.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
@@ -265,7 +268,7 @@ func (s *stack) device(t *testing.T, c provisioned) paho.Client {
 	return cl
 }
 
-func publish(t *testing.T, c paho.Client, topic string, body []byte) {
+func publish(t testing.TB, c paho.Client, topic string, body []byte) {
 	t.Helper()
 	if tok := c.Publish(topic, 1, false, body); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 		t.Fatalf("publish %s: %v", topic, tok.Error())
@@ -340,7 +343,7 @@ func TestTelemetry(t *testing.T) {
 }
 
 // telemetryOf says whether device.telemetry holds an event of deviceID.
-func telemetryOf(t *testing.T, s *stack, deviceID string) bool {
+func telemetryOf(t testing.TB, s *stack, deviceID string) bool {
 	t.Helper()
 	n := int(kafkatest.EndOffset(t, s.brokers, "device.telemetry"))
 	for _, m := range kafkatest.ReadTopic(t, s.brokers, "device.telemetry", n, 5*time.Second) {
@@ -353,7 +356,7 @@ func telemetryOf(t *testing.T, s *stack, deviceID string) bool {
 
 // presenceEvents returns the DevicePresenceChanged events of deviceID on
 // device.lifecycle so far.
-func presenceEvents(t *testing.T, s *stack, deviceID string) []*eventsv1.DevicePresenceChanged {
+func presenceEvents(t testing.TB, s *stack, deviceID string) []*eventsv1.DevicePresenceChanged {
 	t.Helper()
 	n := int(kafkatest.EndOffset(t, s.brokers, "device.lifecycle"))
 	if n == 0 {

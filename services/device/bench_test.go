@@ -1,0 +1,586 @@
+package device_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/IBM/sarama"
+	paho "github.com/eclipse/paho.mqtt.golang"
+	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/comfortech/platform/libs/kafka"
+	"github.com/comfortech/platform/libs/kafka/kafkatest"
+	datav1 "github.com/comfortech/platform/proto/comfortech/data/v1"
+	devicev1 "github.com/comfortech/platform/proto/comfortech/device/v1"
+	eventsv1 "github.com/comfortech/platform/proto/comfortech/events/v1"
+	"github.com/comfortech/platform/services/device"
+)
+
+// The ingest benchmarks run everything in this process: the broker, the
+// device service, the data service (SQLite), kfake and the publishers.
+// CPU figures are therefore the whole process's; the device service's own
+// share is estimated by subtracting the bare-subscriber run's CPU per
+// message (broker, publishers, a subscriber) from the service run's,
+// which still leaves the data service and kfake in it.
+
+const (
+	benchPublishers = 8
+	benchWindow     = 256 // QoS 1 publishes in flight per publisher
+)
+
+// benchConfig is the service's default telemetry configuration (the
+// TELEMETRY_* defaults), so the figures are those of a stock deployment.
+func benchConfig(c *device.Config) {
+	c.Telemetry = device.TelemetryConfig{MaxPayload: 64 << 10, BatchSize: 500, BatchWait: 20 * time.Millisecond,
+		Buffer: 20000, EnqueueWait: 5 * time.Second}
+}
+
+// cpuTime is the process's user+system CPU time so far.
+func cpuTime(tb testing.TB) time.Duration {
+	tb.Helper()
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		tb.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// connect connects a paho client to url.
+func connect(tb testing.TB, url, clientID, user, pass string, h paho.OnConnectHandler) paho.Client {
+	tb.Helper()
+	o := paho.NewClientOptions().AddBroker(url).SetClientID(clientID).SetUsername(user).SetPassword(pass).
+		SetCleanSession(true).SetOrderMatters(false).SetWriteTimeout(10 * time.Second)
+	if h != nil {
+		o.SetOnConnectHandler(h)
+	}
+	c := paho.NewClient(o)
+	if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		tb.Fatalf("connect %s: %v", clientID, tok.Error())
+	}
+	tb.Cleanup(func() { c.Disconnect(0) })
+	return c
+}
+
+// sample is a telemetry message of the protocol.
+func sample(seq int) []byte {
+	return fmt.Appendf(nil, `{"ts":%d,"seq":%d,"metrics":{"temperature":21.5,"humidity":40,"co2":612}}`, time.Now().UnixMilli(), seq)
+}
+
+// maxBacklog bounds the messages published but not yet taken by the
+// consumer under test: the broker drops QoS 1 messages for a subscriber
+// more than 8,192 behind (mochi's MaximumInflight and
+// MaximumClientWritesPending), so an open-loop generator measures the
+// broker's drops, not the consumer's rate.
+const maxBacklog = 4000
+
+// publishAll publishes n messages at QoS 1 through each client, as fast as
+// consumed() keeps up: at most maxBacklog ahead of it, with benchWindow
+// unacknowledged publishes per client.
+func publishAll(tb testing.TB, clients []paho.Client, topics []string, n int, consumed func() int64) {
+	tb.Helper()
+	base := consumed()
+	var published atomic.Int64
+	var wg sync.WaitGroup
+	errs := make(chan error, len(clients))
+	for i, c := range clients {
+		wg.Go(func() {
+			window := make([]paho.Token, benchWindow)
+			for seq := range n {
+				for published.Load()-(consumed()-base) > maxBacklog {
+					time.Sleep(100 * time.Microsecond)
+				}
+				if t := window[seq%benchWindow]; t != nil {
+					if !t.WaitTimeout(30*time.Second) || t.Error() != nil {
+						errs <- fmt.Errorf("publish: %v", t.Error())
+						return
+					}
+				}
+				published.Add(1)
+				window[seq%benchWindow] = c.Publish(topics[i], 1, false, sample(seq+1))
+			}
+			for _, t := range window {
+				if t != nil && (!t.WaitTimeout(30*time.Second) || t.Error() != nil) {
+					errs <- fmt.Errorf("publish: %v", t.Error())
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		tb.Fatal(err)
+	}
+}
+
+// waitCount waits until count() reaches n.
+func waitCount(tb testing.TB, what string, n int64, count func() int64) {
+	tb.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for count() < n {
+		if time.Now().After(deadline) {
+			tb.Fatalf("%s: %d of %d after 60 s", what, count(), n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// flushedToKafka reads comfort_device_telemetry_flushed_samples_total
+// {destination="kafka"} from the device service's /metrics.
+func flushedToKafka(tb testing.TB, opsAddr string) int64 {
+	tb.Helper()
+	return counter(tb, opsAddr, "comfort_device_telemetry_flushed_samples_total{", `"kafka"`)
+}
+
+// counter reads the first sample of /metrics at opsAddr whose line starts
+// with prefix and contains label.
+func counter(tb testing.TB, opsAddr, prefix, label string) int64 {
+	tb.Helper()
+	resp, err := http.Get("http://" + opsAddr + "/metrics")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		l := sc.Text()
+		if strings.HasPrefix(l, prefix) && strings.Contains(l, label) {
+			v, err := strconv.ParseFloat(l[strings.LastIndexByte(l, ' ')+1:], 64)
+			if err != nil {
+				tb.Fatal(err)
+			}
+			return int64(v)
+		}
+	}
+	return 0
+}
+
+// phase is one measured run: msgs messages in d, using cpu.
+type phase struct {
+	d   time.Duration
+	cpu time.Duration
+	n   int
+}
+
+func (p phase) rate() float64      { return float64(p.n) / p.d.Seconds() }
+func (p phase) cpuPerMsg() float64 { return float64(p.cpu.Microseconds()) / float64(p.n) }
+func (p phase) String() string {
+	return fmt.Sprintf("%.0f msgs/s, %.1f µs CPU/msg", p.rate(), p.cpuPerMsg())
+}
+func measure(tb testing.TB, n int, f func()) phase {
+	tb.Helper()
+	c0, t0 := cpuTime(tb), time.Now()
+	f()
+	return phase{d: time.Since(t0), cpu: cpuTime(tb) - c0, n: n}
+}
+
+// ingestBench is the ingest benchmark against the broker at mqttURL: the
+// bare subscriber, the paho → sarama bridge and the device service, each
+// fed n messages per publisher.
+func ingestBench(b *testing.B, s *stack, mqttURL string, perPublisher int) {
+	total := benchPublishers * perPublisher
+
+	// The baselines publish as the service account on bench/… topics, which
+	// the device service does not subscribe to.
+	pubs := make([]paho.Client, benchPublishers)
+	benchTopics := func(kind string) []string {
+		ts := make([]string, benchPublishers)
+		for i := range ts {
+			ts[i] = fmt.Sprintf("bench/%s/%d/telemetry", kind, i)
+		}
+		return ts
+	}
+	for i := range pubs {
+		pubs[i] = connect(b, mqttURL, fmt.Sprintf("bench-pub-%d", i), serviceUser, servicePass, nil)
+	}
+	subscribe := func(clientID, filter string, h paho.MessageHandler) {
+		c := connect(b, mqttURL, clientID, serviceUser, servicePass, nil)
+		if tok := c.Subscribe(filter, 1, h); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+			b.Fatalf("subscribe: %v", tok.Error())
+		}
+	}
+
+	// 1. The ceiling: a bare subscriber on a shared subscription.
+	var bare atomic.Int64
+	subscribe("bench-bare", "$share/bench/bench/bare/+/telemetry", func(_ paho.Client, m paho.Message) { bare.Add(1) })
+	ceiling := measure(b, total, func() {
+		publishAll(b, pubs, benchTopics("bare"), perPublisher, bare.Load)
+		waitCount(b, "bare subscriber", int64(total), bare.Load)
+	})
+
+	// 2. A straightforward paho → sarama bridge: each message produced as
+	// it arrives.
+	sc := sarama.NewConfig()
+	sc.Version = sarama.V3_6_0_0
+	sc.Producer.RequiredAcks = sarama.WaitForAll
+	sc.Producer.Return.Successes = true
+	sc.Producer.Flush.Frequency = 5 * time.Millisecond
+	ap, err := sarama.NewAsyncProducer(s.brokers, sc)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = ap.Close() })
+	var bridged atomic.Int64
+	go func() {
+		for range ap.Successes() {
+			bridged.Add(1)
+		}
+	}()
+	go func() {
+		for err := range ap.Errors() {
+			b.Errorf("bridge: %v", err)
+		}
+	}()
+	subscribe("bench-bridge", "$share/bench/bench/bridge/+/telemetry", func(_ paho.Client, m paho.Message) {
+		parts := strings.Split(m.Topic(), "/")
+		ap.Input() <- &sarama.ProducerMessage{Topic: "bench.bridge", Key: sarama.StringEncoder(parts[2]),
+			Value: sarama.ByteEncoder(m.Payload())}
+	})
+	bridge := measure(b, total, func() {
+		publishAll(b, pubs, benchTopics("bridge"), perPublisher, bridged.Load)
+		waitCount(b, "bridge", int64(total), bridged.Load)
+	})
+
+	// 3. The device service: the publishers are provisioned devices.
+	devs := s.provision(b, benchPublishers)
+	devClients := make([]paho.Client, len(devs))
+	devTopics := make([]string, len(devs))
+	for i, d := range devs {
+		devClients[i] = connect(b, mqttURL, d.ID, d.ID, d.Secret, nil)
+		devTopics[i] = "devices/" + d.ID + "/telemetry"
+	}
+	// The generator follows what the service has taken from the link,
+	// polled from /metrics.
+	var taken, flushed atomic.Int64
+	pollCtx, stopPoll := context.WithCancel(context.Background())
+	defer stopPoll()
+	go func() {
+		for pollCtx.Err() == nil {
+			taken.Store(counter(b, s.devOps, "comfort_device_telemetry_samples_total", ""))
+			flushed.Store(flushedToKafka(b, s.devOps))
+			time.Sleep(10 * time.Millisecond)
+		}
+	}()
+	// Warm up (ACL cache, model cache, topic creation), then measure.
+	publishAll(b, devClients, devTopics, 10, taken.Load)
+	base := int64(len(devs) * 10)
+	waitCount(b, "warm-up", base, flushed.Load)
+	svc := measure(b, total, func() {
+		publishAll(b, devClients, devTopics, perPublisher, taken.Load)
+		waitCount(b, "device service", base+int64(total), flushed.Load)
+	})
+
+	b.Logf("bare subscriber: %v", ceiling)
+	b.Logf("paho→sarama bridge: %v", bridge)
+	b.Logf("device service: %v", svc)
+	b.ReportMetric(svc.rate(), "msgs/s")
+	b.ReportMetric(ceiling.rate(), "bare-msgs/s")
+	b.ReportMetric(bridge.rate(), "bridge-msgs/s")
+	b.ReportMetric(svc.rate()/ceiling.rate(), "x-bare")
+	b.ReportMetric(svc.rate()/bridge.rate(), "x-bridge")
+	b.ReportMetric(svc.cpuPerMsg(), "proc-cpu-µs/msg")
+	b.ReportMetric(ceiling.cpuPerMsg(), "bare-proc-cpu-µs/msg")
+	b.ReportMetric(svc.cpuPerMsg()-ceiling.cpuPerMsg(), "svc-cpu-µs/msg")
+}
+
+// BenchmarkIngest measures sustained QoS 1 telemetry ingest into Kafka
+// through the embedded mochi broker, beside a bare subscriber and a
+// paho → sarama bridge on the same broker.
+func BenchmarkIngest(b *testing.B) {
+	s := start(b, benchConfig)
+	for range b.N {
+		ingestBench(b, s, s.mqttURL, 10000)
+	}
+}
+
+// telemetryLatencies consumes device.telemetry from now on and records, for
+// every sample whose (device, seq) is in sent, the time from its publish
+// to its event's arrival.
+type telemetryLatencies struct {
+	mu   sync.Mutex
+	sent map[string]time.Time
+	lat  []time.Duration
+	// produced is publish → the event's producer timestamp (ms
+	// resolution): the service's share of lat, without the consumer's.
+	produced []time.Duration
+}
+
+func (l *telemetryLatencies) consume(ctx context.Context, tb testing.TB, brokers []string) {
+	tb.Helper()
+	sc := sarama.NewConfig()
+	sc.Version = sarama.V3_6_0_0
+	sc.Consumer.MaxWaitTime = 5 * time.Millisecond
+	c, err := sarama.NewConsumer(brokers, sc)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	parts, err := c.Partitions("device.telemetry")
+	if err != nil || len(parts) == 0 {
+		tb.Fatalf("device.telemetry partitions: %v %v", parts, err)
+	}
+	var wg sync.WaitGroup
+	for _, p := range parts {
+		pc, err := c.ConsumePartition("device.telemetry", p, sarama.OffsetNewest)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		wg.Go(func() {
+			for cm := range pc.Messages() {
+				now := time.Now()
+				m := kafka.Message{Topic: cm.Topic, Key: cm.Key, Value: cm.Value}
+				for _, h := range cm.Headers {
+					m.Headers = append(m.Headers, kafka.Header{Key: string(h.Key), Value: h.Value})
+				}
+				var e eventsv1.TelemetryReported
+				if _, err := kafka.DecodeEvent(&m, &e); err != nil {
+					continue
+				}
+				l.mu.Lock()
+				for _, smp := range e.GetSamples() {
+					if t, ok := l.sent[e.GetDeviceId()+"/"+strconv.FormatInt(smp.GetSeq(), 10)]; ok {
+						l.lat = append(l.lat, now.Sub(t))
+						l.produced = append(l.produced, cm.Timestamp.Sub(t))
+					}
+				}
+				l.mu.Unlock()
+			}
+		})
+		context.AfterFunc(ctx, func() { pc.AsyncClose() })
+	}
+	tb.Cleanup(func() { wg.Wait(); _ = c.Close() })
+}
+
+func (l *telemetryLatencies) count() int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return int64(len(l.lat))
+}
+
+// percentile returns the p-th percentile of ds (sorted in place).
+func percentile(ds []time.Duration, p float64) time.Duration {
+	slices.Sort(ds)
+	return ds[min(len(ds)-1, int(float64(len(ds))*p))]
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// BenchmarkIngestLatency publishes 5,000 messages/s from 10 devices for
+// 4 s and reports the publish → device.telemetry latency.
+func BenchmarkIngestLatency(b *testing.B) {
+	const (
+		devices  = 10
+		rate     = 5000
+		duration = 4 * time.Second
+		tick     = 2 * time.Millisecond
+	)
+	s := start(b, benchConfig)
+	devs := s.provision(b, devices)
+	clients := make([]paho.Client, devices)
+	for i, d := range devs {
+		clients[i] = connect(b, s.mqttURL, d.ID, d.ID, d.Secret, nil)
+	}
+	// Warm up, which also creates device.telemetry.
+	for i, c := range clients {
+		publish(b, c, "devices/"+devs[i].ID+"/telemetry", sample(1))
+	}
+	waitCount(b, "warm-up", devices, func() int64 { return flushedToKafka(b, s.devOps) })
+
+	for range b.N {
+		l := &telemetryLatencies{sent: map[string]time.Time{}}
+		ctx, cancel := context.WithCancel(context.Background())
+		l.consume(ctx, b, s.brokers)
+		time.Sleep(200 * time.Millisecond) // the consumer at the end of the log
+		// Paced by the clock: every tick publishes what the elapsed time
+		// calls for, round-robin over the devices.
+		ticker := time.NewTicker(tick)
+		seq := 1
+		var toks []paho.Token
+		sent := 0
+		t0 := time.Now()
+		for time.Since(t0) < duration {
+			<-ticker.C
+			due := int(time.Since(t0).Seconds()*rate) / devices
+			for seq <= due {
+				seq++
+				for i, c := range clients {
+					l.mu.Lock()
+					l.sent[devs[i].ID+"/"+strconv.Itoa(seq)] = time.Now()
+					l.mu.Unlock()
+					toks = append(toks, c.Publish("devices/"+devs[i].ID+"/telemetry", 1, false, sample(seq)))
+					sent++
+				}
+			}
+		}
+		ticker.Stop()
+		for _, t := range toks {
+			if !t.WaitTimeout(30*time.Second) || t.Error() != nil {
+				b.Fatalf("publish: %v", t.Error())
+			}
+		}
+		waitCount(b, "latency samples", int64(sent), l.count)
+		cancel()
+		l.mu.Lock()
+		lat, produced := l.lat, l.produced
+		l.mu.Unlock()
+		b.ReportMetric(float64(sent)/duration.Seconds(), "msgs/s")
+		b.ReportMetric(ms(percentile(lat, 0.50)), "p50-ms")
+		b.ReportMetric(ms(percentile(lat, 0.99)), "p99-ms")
+		b.ReportMetric(ms(lat[len(lat)-1]), "max-ms")
+		b.ReportMetric(ms(percentile(produced, 0.99)), "p99-to-producer-ms")
+	}
+}
+
+// BenchmarkCommandRoundTrip sends commands that wait for their result to an
+// online simulated device, one after another, and reports the latency of
+// SendCommand.
+func BenchmarkCommandRoundTrip(b *testing.B) {
+	const n = 300
+	s := start(b, func(c *device.Config) { c.PresenceDebounce = 100 * time.Millisecond })
+	devs := s.provision(b, 1)
+	dev := devs[0].ID
+	ownerCtx := s.owner(b, "+79510000901", devs[0])
+	s.fleet(b, devs, time.Second)
+	cmds := devicev1.NewCommandServiceClient(s.devConn)
+	eventually(b, "the device online", 20*time.Second, func() bool {
+		d, err := datav1.NewDeviceServiceClient(s.dataConn).GetDevice(ownerCtx, &datav1.GetDeviceRequest{DeviceId: dev})
+		return err == nil && d.GetDevice().GetOnline()
+	})
+	params, err := structpb.NewStruct(map[string]any{"mode": "cool"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for range b.N {
+		lat := make([]time.Duration, 0, n)
+		for range n {
+			t0 := time.Now()
+			r, err := cmds.SendCommand(ownerCtx, &devicev1.SendCommandRequest{DeviceId: dev, Name: "set_mode",
+				Params: params, WaitForResult: true})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if r.GetCommand().GetStatus() != devicev1.CommandStatus_COMMAND_STATUS_SUCCEEDED {
+				b.Fatalf("command: %v", r.GetCommand())
+			}
+			lat = append(lat, time.Since(t0))
+		}
+		b.ReportMetric(ms(percentile(lat, 0.50)), "p50-ms")
+		b.ReportMetric(ms(percentile(lat, 0.99)), "p99-ms")
+		b.ReportMetric(ms(lat[len(lat)-1]), "max-ms")
+	}
+}
+
+// mosquittoPlugin is Debian's dynamic-security plugin.
+const mosquittoPlugin = "/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so"
+
+// startMosquitto runs a real mosquitto with the dynamic-security plugin on a
+// private port until tb ends, with serviceUser allowed everything, and
+// returns its URL. A missing broker, plugin or mosquitto_ctrl skips tb.
+func startMosquitto(tb testing.TB, adminPass string) string {
+	tb.Helper()
+	bin, err := exec.LookPath("mosquitto")
+	if err != nil {
+		if _, statErr := os.Stat("/usr/sbin/mosquitto"); statErr == nil {
+			bin, err = "/usr/sbin/mosquitto", nil
+		}
+	}
+	ctrl, ctrlErr := exec.LookPath("mosquitto_ctrl")
+	_, pluginErr := os.Stat(mosquittoPlugin)
+	if err != nil || ctrlErr != nil || pluginErr != nil {
+		tb.Skipf("mosquitto, mosquitto_ctrl or the dynamic-security plugin missing: %v %v %v", err, ctrlErr, pluginErr)
+	}
+	dir := tb.TempDir()
+	dsFile := filepath.Join(dir, "dynamic-security.json")
+	if out, err := exec.Command(ctrl, "dynsec", "init", dsFile, "admin", adminPass).CombinedOutput(); err != nil {
+		tb.Fatalf("mosquitto_ctrl dynsec init: %v: %s", err, out)
+	}
+	port := kafkatest.FreePort(tb)
+	// max_queued_messages unbounded (the generator bounds the backlog): the
+	// default 1,000 would drop QoS 1 messages for a subscriber that far
+	// behind.
+	body := fmt.Sprintf("per_listener_settings false\nplugin %s\nplugin_opt_config_file %s\nlistener %d 127.0.0.1\n"+
+		"allow_anonymous false\npersistence false\nmax_queued_messages 0\n", mosquittoPlugin, dsFile, port)
+	if os.Geteuid() == 0 {
+		body += "user root\n" // else mosquitto switches to a user who can't read dir
+	}
+	conf := filepath.Join(dir, "mosquitto.conf")
+	if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
+		tb.Fatal(err)
+	}
+	logFile, err := os.Create(filepath.Join(dir, "mosquitto.log"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	cmd := exec.Command(bin, "-c", conf)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		if tb.Failed() {
+			if b, err := os.ReadFile(logFile.Name()); err == nil {
+				tb.Logf("mosquitto log:\n%s", b)
+			}
+		}
+	})
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			_ = c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("mosquitto did not listen on %s", addr)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// The service account: any topic, as the mochi hook allows it.
+	for _, args := range [][]string{
+		{"createRole", "service"},
+		{"addRoleACL", "service", "publishClientSend", "#", "allow"},
+		{"addRoleACL", "service", "publishClientReceive", "#", "allow"},
+		{"addRoleACL", "service", "subscribePattern", "#", "allow"},
+		{"createClient", serviceUser, "-p", servicePass},
+		{"addClientRole", serviceUser, "service"},
+	} {
+		full := append([]string{"-h", "127.0.0.1", "-p", strconv.Itoa(port), "-u", "admin", "-P", adminPass, "dynsec"}, args...)
+		if out, err := exec.Command(ctrl, full...).CombinedOutput(); err != nil {
+			tb.Fatalf("mosquitto_ctrl %v: %v: %s", args, err, out)
+		}
+	}
+	return "tcp://" + addr
+}
+
+// BenchmarkIngestMosquitto is BenchmarkIngest through a real Mosquitto 2
+// with the dynamic-security plugin (BROKER_MODE=mosquitto).
+func BenchmarkIngestMosquitto(b *testing.B) {
+	const adminPass = "dynsec-admin-secret"
+	url := startMosquitto(b, adminPass)
+	s := start(b, func(c *device.Config) {
+		benchConfig(c)
+		c.BrokerMode = device.BrokerMosquitto
+		c.Mosquitto = device.MosquittoConfig{URL: url, Username: "admin", Password: adminPass}
+		c.MQTT.URL = url
+	})
+	for range b.N {
+		ingestBench(b, s, url, 10000)
+	}
+}
