@@ -135,9 +135,11 @@ func (c Config) Validate() error {
 	if c.KeycloakURL == "" {
 		return errors.New("KEYCLOAK_URL is required (the identity provider's base URL, e.g. https://id.example.com)")
 	}
-	for name, v := range map[string]string{"KEYCLOAK_URL": c.KeycloakURL, "KEYCLOAK_ISSUER": c.KeycloakIssuer} {
-		if u, err := url.Parse(v); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return fmt.Errorf("%s: %q is not an absolute http(s) URL", name, v)
+	// In this order: the issuer defaults to one built from KEYCLOAK_URL, so
+	// a bad KEYCLOAK_URL must be named as the cause.
+	for _, v := range []struct{ name, value string }{{"KEYCLOAK_URL", c.KeycloakURL}, {"KEYCLOAK_ISSUER", c.KeycloakIssuer}} {
+		if u, err := url.Parse(v.value); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("%s: %q is not an absolute http(s) URL", v.name, v.value)
 		}
 	}
 	if strings.HasSuffix(c.KeycloakURL, "/auth") {
