@@ -371,20 +371,26 @@ func testService(t *testing.T, databaseURL string) {
 	}
 	p.mu.Unlock()
 
+	// Attempts are recorded in batches shortly after they happen: wait for
+	// the last one to be in the log.
 	deliveries := notifyv1.NewDeliveryServiceClient(s.conn)
-	log := must(deliveries.ListDeliveries(admin, &notifyv1.ListDeliveriesRequest{NotificationId: alert.Id}))
-	var sent, retrying int
-	for _, d := range log.Items {
-		switch d.Status {
-		case notifyv1.DeliveryStatus_DELIVERY_STATUS_SENT:
-			sent++
-		case notifyv1.DeliveryStatus_DELIVERY_STATUS_RETRYING:
-			retrying++
+	var (
+		log            *notifyv1.ListDeliveriesResponse
+		sent, retrying int
+	)
+	eventually(t, "the delivery log to hold every attempt", func() bool {
+		log = must(deliveries.ListDeliveries(admin, &notifyv1.ListDeliveriesRequest{NotificationId: alert.Id}))
+		sent, retrying = 0, 0
+		for _, d := range log.Items {
+			switch d.Status {
+			case notifyv1.DeliveryStatus_DELIVERY_STATUS_SENT:
+				sent++
+			case notifyv1.DeliveryStatus_DELIVERY_STATUS_RETRYING:
+				retrying++
+			}
 		}
-	}
-	if sent != 3 || retrying != 4 {
-		t.Errorf("delivery log: %d sent, %d retrying; want 3 and 4: %v", sent, retrying, log.Items)
-	}
+		return sent == 3 && retrying == 4
+	})
 	events := kafkatest.ReadTopic(t, s.brokers, notify.TopicDelivery, 7, 20*time.Second)
 	if len(events) < 7 || events[0].Header(kafka.HeaderType) != notify.TypeDelivery {
 		t.Errorf("notifications.delivery: %d events", len(events))
