@@ -34,7 +34,11 @@ type Checker struct {
 
 // New returns a Checker whose checks each get timeout to answer.
 func New(timeout time.Duration) *Checker {
-	return &Checker{timeout: timeout, checks: make(map[string]Check), grpc: health.NewServer()}
+	c := &Checker{timeout: timeout, checks: make(map[string]Check), grpc: health.NewServer()}
+	// Not serving until Watch has seen every check pass: grpc's health
+	// server would otherwise answer SERVING before anything was checked.
+	c.grpc.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
+	return c
 }
 
 // Add registers a named readiness check.
@@ -98,23 +102,29 @@ func (c *Checker) Evaluate(ctx context.Context) Report {
 // process's gRPC servers. Its overall status follows Watch.
 func (c *Checker) GRPCServer() healthpb.HealthServer { return c.grpc }
 
-// Watch re-evaluates readiness every interval and publishes it as the
-// overall status of the gRPC health service, until ctx ends.
+// notReadyInterval is how often Watch re-evaluates while the process is
+// not ready, so that it turns ready soon after its dependencies do.
+const notReadyInterval = 100 * time.Millisecond
+
+// Watch re-evaluates readiness every interval (more often while not
+// ready) and publishes it as the overall status of the gRPC health
+// service, until ctx ends.
 func (c *Checker) Watch(ctx context.Context, interval time.Duration) error {
-	t := time.NewTicker(interval)
-	defer t.Stop()
 	for {
+		wait := interval
 		if !c.draining.Load() {
 			status := healthpb.HealthCheckResponse_NOT_SERVING
 			if c.Evaluate(ctx).Ready {
 				status = healthpb.HealthCheckResponse_SERVING
+			} else {
+				wait = min(interval, notReadyInterval)
 			}
 			c.grpc.SetServingStatus("", status)
 		}
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-t.C:
+		case <-time.After(wait):
 		}
 	}
 }

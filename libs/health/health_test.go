@@ -57,6 +57,10 @@ func TestDrainAndGRPC(t *testing.T) {
 	c.Add("db", func(context.Context) error { return nil })
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
+	// Nothing checked yet: not serving.
+	if resp, err := c.GRPCServer().Check(ctx, &healthpb.HealthCheckRequest{}); err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_NOT_SERVING {
+		t.Fatalf("before any check: %v %v", resp.GetStatus(), err)
+	}
 	go func() { _ = c.Watch(ctx, 10*time.Millisecond) }()
 
 	waitStatus := func(want healthpb.HealthCheckResponse_ServingStatus) {

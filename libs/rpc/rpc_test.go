@@ -67,7 +67,8 @@ func unary(fn func(ctx context.Context) (any, error)) func(any, context.Context,
 func start(t *testing.T, log *zap.Logger, opts ...rpc.ServerOption) (*grpc.ClientConn, context.CancelFunc, <-chan error) {
 	t.Helper()
 	reg := metrics.New()
-	srv, err := rpc.NewServer(log, reg, health.New(time.Second), opts...)
+	checker := health.New(time.Second)
+	srv, err := rpc.NewServer(log, reg, checker, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,6 +79,7 @@ func start(t *testing.T, log *zap.Logger, opts ...rpc.ServerOption) (*grpc.Clien
 	}
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
+	go func() { _ = checker.Watch(ctx, time.Second) }()
 	go func() { done <- rpc.Serve(ctx, lis, srv, 2*time.Second) }()
 	conn, err := rpc.Dial(lis.Addr().String(), reg, rpc.WithCallTimeout(3*time.Second))
 	if err != nil {
