@@ -5,22 +5,12 @@ package storetest
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"fmt"
-	"net/url"
-	"os"
-	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/comfortech/platform/libs/sqldb"
+	"github.com/comfortech/platform/libs/sqldb/sqldbtest"
 	"github.com/comfortech/platform/services/data/internal/store/sqlstore"
 )
-
-// DefaultPostgresDSN is used unless COMFORT_TEST_POSTGRES_DSN says
-// otherwise ("off" skips the PostgreSQL runs).
-const DefaultPostgresDSN = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
 
 // Opener returns a fresh migrated database private to t.
 type Opener func(t testing.TB) *sqldb.DB
@@ -33,73 +23,23 @@ func Dialects() map[string]Opener {
 // OpenSQLite returns a migrated SQLite database in t's temp directory.
 func OpenSQLite(t testing.TB) *sqldb.DB {
 	t.Helper()
-	db, err := sqldb.Open(context.Background(), "sqlite:"+filepath.Join(t.TempDir(), "data.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = db.Close() })
+	db := sqldbtest.Open(t, sqldbtest.SQLiteURL(t))
 	migrate(t, db)
 	return db
 }
 
-// OpenPostgres returns a migrated PostgreSQL database in a fresh schema
-// (see PostgresURL).
+// OpenPostgres returns a migrated PostgreSQL database in a fresh schema.
 func OpenPostgres(t testing.TB) *sqldb.DB {
 	t.Helper()
-	db, err := sqldb.Open(context.Background(), PostgresURL(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = db.Close() })
+	db := sqldbtest.Open(t, sqldbtest.PostgresURL(t))
 	migrate(t, db)
 	return db
 }
 
-// PostgresURL creates a fresh, empty schema, dropped when t ends, and
-// returns the URL of the test server that selects it. An unreachable
-// server skips t, or fails it when CI=true.
+// PostgresURL is sqldbtest.PostgresURL: a fresh schema on the test server.
 func PostgresURL(t testing.TB) string {
 	t.Helper()
-	dsn := os.Getenv("COMFORT_TEST_POSTGRES_DSN")
-	if dsn == "off" {
-		t.Skip("COMFORT_TEST_POSTGRES_DSN=off")
-	}
-	if dsn == "" {
-		dsn = DefaultPostgresDSN
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	admin, err := sqldb.Open(ctx, dsn)
-	if err != nil {
-		msg := fmt.Sprintf("PostgreSQL unreachable (set COMFORT_TEST_POSTGRES_DSN, or =off to skip): %v", err)
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	schema := "data_test_" + hex.EncodeToString(b)
-	if _, err := admin.ExecContext(ctx, "CREATE SCHEMA "+schema); err != nil {
-		_ = admin.Close()
-		t.Fatalf("create schema: %v", err)
-	}
-	// Cleanups run last-registered first: this one runs after the
-	// connections of the schema's users are closed.
-	t.Cleanup(func() {
-		defer func() { _ = admin.Close() }()
-		if _, err := admin.ExecContext(context.Background(), "DROP SCHEMA "+schema+" CASCADE"); err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-		}
-	})
-	u, err := url.Parse(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema) // pgx sends unknown parameters as run-time settings
-	u.RawQuery = q.Encode()
-	return u.String()
+	return sqldbtest.PostgresURL(t)
 }
 
 func migrate(t testing.TB, db *sqldb.DB) {
