@@ -3,8 +3,9 @@
 // Run opens and migrates the database, starts the service's gRPC server
 // (with grpc.health.v1 and reflection), every call authenticated by its
 // bearer token and authorized by role, the outbox relay that delivers the
-// service's events to Kafka, the account.events consumer, the telemetry
-// retention loop and the ops listener, and returns when ctx ends after a
+// service's events to Kafka, the account.events consumer, the
+// device.telemetry consumer that stores the devices' telemetry, the
+// telemetry retention loop and the ops listener, and returns when ctx ends after a
 // graceful drain.
 //
 // The core (internal/app: accounts, homes, devices, sharing, state) and
@@ -139,12 +140,17 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger, opts ...process.Optio
 	if err != nil {
 		return fmt.Errorf("data: %w", err)
 	}
-	tel, err := telemetry.New(ctx, db, a, cfg.Telemetry, log, telemetry.WithNotify(relay.Notify))
+	tel, err := telemetry.New(ctx, db, a, cfg.Telemetry, log, telemetry.WithNotify(relay.Notify), telemetry.WithMetrics(p.Metrics))
 	if err != nil {
 		return fmt.Errorf("data: %w", err)
 	}
 	tel.Register(srv)
 	p.Go("telemetry retention", tel.Run)
+	telemetryRunner, err := tel.NewConsumer(kcfg, producer, log, km)
+	if err != nil {
+		return fmt.Errorf("data: %w", err)
+	}
+	p.Go("device.telemetry consumer", telemetryRunner.Run)
 	a.SetDeviceHooks(tel)
 	grpcapi.Register(srv, a, tel, log)
 	log.Info("data service configured", zap.String("database", string(db.Dialect)),

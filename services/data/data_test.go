@@ -2,6 +2,7 @@ package data_test
 
 import (
 	"context"
+	"io"
 	"net"
 	"net/http"
 	"path/filepath"
@@ -392,4 +393,79 @@ func TestConfig(t *testing.T) {
 	if err := (data.Config{DatabaseURL: "sqlite:x.db", KafkaBrokers: []string{"k:9092"}}).Validate(); err != nil {
 		t.Errorf("valid config: %v", err)
 	}
+}
+
+// TestTelemetryFromKafka: the samples the device service publishes on
+// device.telemetry are stored once each (a redelivered sample is a
+// duplicate) and visible to the device's owner; a malformed event goes to
+// device.telemetry.dlq with the reason, and the events behind it are
+// stored.
+func TestTelemetryFromKafka(t *testing.T) {
+	t.Parallel()
+	s := start(t, "sqlite:"+filepath.Join(t.TempDir(), "data.db"))
+	internal := datav1.NewDataInternalServiceClient(s.conn)
+	svc := as(s.idp.ServiceToken(t, "comfortech-device"))
+	owner := s.idp.CreateUser(t, "+79510000077")
+	must[*datav1.CreateAccountResponse](t, "CreateAccount")(internal.CreateAccount(svc,
+		&datav1.CreateAccountRequest{AccountId: owner.ID, Phone: "+79510000077"}))
+	ownerCtx := as(s.idp.Login(t, owner.Username, owner.Password).AccessToken)
+	deviceID := uuid.NewString()
+	must[*datav1.RegisterDeviceResponse](t, "RegisterDevice")(internal.RegisterDevice(svc, &datav1.RegisterDeviceRequest{
+		DeviceId: deviceID, Serial: "SN-TEL-1", Model: "thermo-x1", ClaimCode: "TEL-CODE-1"}))
+	must[*datav1.ClaimDeviceResponse](t, "ClaimDevice")(datav1.NewDeviceServiceClient(s.conn).ClaimDevice(ownerCtx,
+		&datav1.ClaimDeviceRequest{Serial: "SN-TEL-1", ClaimCode: "TEL-CODE-1"}))
+
+	p, err := kafka.NewProducer(kafkatest.Config(s.brokers), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = p.Close() }()
+	at := time.Now().Add(-time.Minute).Truncate(time.Millisecond)
+	event := func(seqs ...int64) kafka.Message {
+		e := &eventsv1.TelemetryReported{DeviceId: deviceID, Model: "thermo-x1", ReceiveTime: timestamppb.Now()}
+		for _, seq := range seqs {
+			e.Samples = append(e.Samples, &eventsv1.TelemetrySample{Seq: seq,
+				Time: timestamppb.New(at.Add(time.Duration(seq) * time.Second)), Metrics: map[string]float64{"temperature": 20 + float64(seq)}})
+		}
+		m, err := kafka.EncodeEvent(context.Background(), "device.telemetry", kafka.Event{Source: "/services/device",
+			Type: "comfortech.device.telemetry.v1", Key: deviceID, Data: e})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	malformed := event(9)
+	malformed.Value = []byte(`{"device_id": 42}`)
+	if err := p.PublishBatch(context.Background(), []kafka.Message{event(1, 2), malformed, event(2, 3)}); err != nil {
+		t.Fatal(err)
+	}
+
+	telemetry := datav1.NewTelemetryServiceClient(s.conn)
+	var got []*datav1.TelemetryPoint
+	eventually(t, "three samples stored", func() bool {
+		r, err := telemetry.QueryTelemetry(ownerCtx, &datav1.QueryTelemetryRequest{DeviceId: deviceID,
+			StartTime: timestamppb.New(at), EndTime: timestamppb.New(at.Add(time.Minute))})
+		got = r.GetItems()
+		return err == nil && len(got) == 3
+	})
+	for i, rec := range got {
+		if rec.GetSeq() != int64(i+1) || rec.GetMetrics()["temperature"] != float64(21+i) {
+			t.Errorf("record %d: %v", i, rec)
+		}
+	}
+	dlq := kafkatest.ReadTopic(t, s.brokers, "device.telemetry.dlq", 1, 20*time.Second)
+	if reason := dlq[0].Header(kafka.HeaderDLQReason); !strings.Contains(reason, "invalid event") {
+		t.Errorf("dead letter reason %q", reason)
+	}
+	// The duplicate was counted as such.
+	eventually(t, "the duplicate counted", func() bool {
+		resp, err := http.Get(s.ops + "/metrics")
+		if err != nil {
+			return false
+		}
+		defer func() { _ = resp.Body.Close() }()
+		body, _ := io.ReadAll(resp.Body)
+		return strings.Contains(string(body), `comfort_data_telemetry_records_total{result="duplicate"} 1`) &&
+			strings.Contains(string(body), `comfort_data_telemetry_records_total{result="stored"} 3`)
+	})
 }

@@ -2,6 +2,7 @@ package device_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -9,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -20,6 +22,7 @@ import (
 
 	"github.com/IBM/sarama"
 	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/google/pprof/profile"
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/comfortech/platform/libs/kafka"
@@ -32,10 +35,9 @@ import (
 
 // The ingest benchmarks run everything in this process: the broker, the
 // device service, the data service (SQLite), kfake and the publishers.
-// CPU figures are therefore the whole process's; the device service's own
-// share is estimated by subtracting the bare-subscriber run's CPU per
-// message (broker, publishers, a subscriber) from the service run's,
-// which still leaves the data service and kfake in it.
+// The process's CPU time is split by part with pprof labels (see
+// labelled and cpuByPart): the device service's own CPU per message is
+// what its goroutines used, whatever else ran beside them.
 
 const (
 	benchPublishers = 8
@@ -45,8 +47,7 @@ const (
 // benchConfig is the service's default telemetry configuration (the
 // TELEMETRY_* defaults), so the figures are those of a stock deployment.
 func benchConfig(c *device.Config) {
-	c.Telemetry = device.TelemetryConfig{MaxPayload: 64 << 10, BatchSize: 500, BatchWait: 20 * time.Millisecond,
-		Buffer: 20000, EnqueueWait: 5 * time.Second}
+	c.Telemetry = device.TelemetryConfig{MaxPayload: 64 << 10, BatchSize: 500, Buffer: 4096, EnqueueWait: 5 * time.Second}
 }
 
 // cpuTime is the process's user+system CPU time so far.
@@ -139,18 +140,22 @@ func waitCount(tb testing.TB, what string, n int64, count func() int64) {
 	}
 }
 
-// flushedToKafka reads comfort_device_telemetry_flushed_samples_total
-// {destination="kafka"} from the device service's /metrics.
+// flushedToKafka reads comfort_device_telemetry_published_samples_total
+// from the device service's /metrics: samples in Kafka and acknowledged.
 func flushedToKafka(tb testing.TB, opsAddr string) int64 {
 	tb.Helper()
-	return counter(tb, opsAddr, "comfort_device_telemetry_flushed_samples_total{", `"kafka"`)
+	return counter(tb, opsAddr, "comfort_device_telemetry_published_samples_total", "")
 }
+
+// plainHTTP asks for uncompressed answers: gzipping /metrics on every poll
+// would be CPU counted against the service.
+var plainHTTP = &http.Client{Transport: &http.Transport{DisableCompression: true}}
 
 // counter reads the first sample of /metrics at opsAddr whose line starts
 // with prefix and contains label.
 func counter(tb testing.TB, opsAddr, prefix, label string) int64 {
 	tb.Helper()
-	resp, err := http.Get("http://" + opsAddr + "/metrics")
+	resp, err := plainHTTP.Get("http://" + opsAddr + "/metrics")
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -170,23 +175,69 @@ func counter(tb testing.TB, opsAddr, prefix, label string) int64 {
 	return 0
 }
 
-// phase is one measured run: msgs messages in d, using cpu.
+// phase is one measured run: n messages in d, using cpu, of which parts
+// holds each part's share (when the profiler could run).
 type phase struct {
-	d   time.Duration
-	cpu time.Duration
-	n   int
+	d     time.Duration
+	cpu   time.Duration
+	n     int
+	parts map[string]time.Duration
 }
 
 func (p phase) rate() float64      { return float64(p.n) / p.d.Seconds() }
 func (p phase) cpuPerMsg() float64 { return float64(p.cpu.Microseconds()) / float64(p.n) }
-func (p phase) String() string {
-	return fmt.Sprintf("%.0f msgs/s, %.1f µs CPU/msg", p.rate(), p.cpuPerMsg())
+
+// partPerMsg is the CPU µs per message of one part's goroutines.
+func (p phase) partPerMsg(part string) float64 {
+	return float64(p.parts[part].Microseconds()) / float64(p.n)
 }
+
+func (p phase) String() string {
+	s := fmt.Sprintf("%.0f msgs/s, %.1f µs CPU/msg", p.rate(), p.cpuPerMsg())
+	if p.parts != nil {
+		s += fmt.Sprintf(" (device service %.1f, broker %.1f, kafka %.1f, data service %.1f)", p.partPerMsg(partDevice),
+			p.partPerMsg(partBroker), p.partPerMsg(partKafka), p.partPerMsg(partData))
+	}
+	return s
+}
+
 func measure(tb testing.TB, n int, f func()) phase {
 	tb.Helper()
 	c0, t0 := cpuTime(tb), time.Now()
+	parts := cpuByPart(tb, f)
+	return phase{d: time.Since(t0), cpu: cpuTime(tb) - c0, n: n, parts: parts}
+}
+
+// cpuByPart runs f under the CPU profiler and returns the CPU time of each
+// part's goroutines, by their partLabel ("" for the rest: the publishers,
+// the test). It returns nil when a profile is already running (go test
+// -cpuprofile).
+func cpuByPart(tb testing.TB, f func()) map[string]time.Duration {
+	tb.Helper()
+	var buf bytes.Buffer
+	if err := pprof.StartCPUProfile(&buf); err != nil {
+		f()
+		return nil
+	}
 	f()
-	return phase{d: time.Since(t0), cpu: cpuTime(tb) - c0, n: n}
+	pprof.StopCPUProfile()
+	p, err := profile.Parse(&buf)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	cpu := slices.IndexFunc(p.SampleType, func(st *profile.ValueType) bool { return st.Type == "cpu" })
+	if cpu < 0 {
+		tb.Fatal("CPU profile without cpu samples")
+	}
+	parts := map[string]time.Duration{}
+	for _, smp := range p.Sample {
+		part := ""
+		if v := smp.Label[partLabel]; len(v) > 0 {
+			part = v[0]
+		}
+		parts[part] += time.Duration(smp.Value[cpu])
+	}
+	return parts
 }
 
 // ingestBench is the ingest benchmark against the broker at mqttURL: the
@@ -264,30 +315,42 @@ func ingestBench(b *testing.B, s *stack, mqttURL string, perPublisher int) {
 		devClients[i] = connect(b, mqttURL, d.ID, d.ID, d.Secret, nil)
 		devTopics[i] = "devices/" + d.ID + "/telemetry"
 	}
-	// The generator follows what the service has taken from the link,
-	// polled from /metrics.
-	var taken, flushed atomic.Int64
-	pollCtx, stopPoll := context.WithCancel(context.Background())
-	defer stopPoll()
-	go func() {
-		for pollCtx.Err() == nil {
-			taken.Store(counter(b, s.devOps, "comfort_device_telemetry_samples_total", ""))
-			flushed.Store(flushedToKafka(b, s.devOps))
-			time.Sleep(10 * time.Millisecond)
-		}
-	}()
-	// Warm up (ACL cache, model cache, topic creation), then measure.
-	publishAll(b, devClients, devTopics, 10, taken.Load)
+	// The generator follows what reached device.telemetry, read by a
+	// consumer of the benchmark's (polling the service's /metrics would
+	// be CPU counted against the service).
+	var flushed atomic.Int64
+	consumeCtx, stopConsume := context.WithCancel(context.Background())
+	defer stopConsume()
+	// Warm up (ACL cache, model cache, topic creation), then measure with
+	// the data service away: ingest hands over to Kafka and does not need
+	// it, and in production it runs on machines of its own.
+	publishAll(b, devClients, devTopics, 10, func() int64 { return flushedToKafka(b, s.devOps) })
 	base := int64(len(devs) * 10)
-	waitCount(b, "warm-up", base, flushed.Load)
-	svc := measure(b, total, func() {
-		publishAll(b, devClients, devTopics, perPublisher, taken.Load)
-		waitCount(b, "device service", base+int64(total), flushed.Load)
+	waitCount(b, "warm-up", base, func() int64 { return flushedToKafka(b, s.devOps) })
+	consumeTelemetry(consumeCtx, b, s.brokers, func(cm *sarama.ConsumerMessage) {
+		flushed.Add(int64(bytes.Count(cm.Value, sampleKey)))
 	})
+	time.Sleep(200 * time.Millisecond) // the consumer at the end of the log
+	s.data.stop()
+	svc := measure(b, total, func() {
+		publishAll(b, devClients, devTopics, perPublisher, flushed.Load)
+		waitCount(b, "device service", int64(total), flushed.Load)
+	})
+
+	// 4. The data service comes back and stores the backlog from
+	// device.telemetry, timed from its first stored record.
+	s.data.restart()
+	stored := func() int64 {
+		return counter(b, s.data.ops, "comfort_data_telemetry_records_total", `"stored"`) +
+			counter(b, s.data.ops, "comfort_data_telemetry_records_total", `"duplicate"`)
+	}
+	waitCount(b, "the data service's first record", 1, stored)
+	catchUp := measure(b, total, func() { waitCount(b, "data service", int64(total), stored) })
 
 	b.Logf("bare subscriber: %v", ceiling)
 	b.Logf("paho→sarama bridge: %v", bridge)
 	b.Logf("device service: %v", svc)
+	b.Logf("data service storing the backlog: %v", catchUp)
 	b.ReportMetric(svc.rate(), "msgs/s")
 	b.ReportMetric(ceiling.rate(), "bare-msgs/s")
 	b.ReportMetric(bridge.rate(), "bridge-msgs/s")
@@ -295,7 +358,12 @@ func ingestBench(b *testing.B, s *stack, mqttURL string, perPublisher int) {
 	b.ReportMetric(svc.rate()/bridge.rate(), "x-bridge")
 	b.ReportMetric(svc.cpuPerMsg(), "proc-cpu-µs/msg")
 	b.ReportMetric(ceiling.cpuPerMsg(), "bare-proc-cpu-µs/msg")
-	b.ReportMetric(svc.cpuPerMsg()-ceiling.cpuPerMsg(), "svc-cpu-µs/msg")
+	if svc.parts != nil {
+		b.ReportMetric(svc.partPerMsg(partDevice), "svc-cpu-µs/msg")
+		b.ReportMetric(svc.partPerMsg(partBroker), "broker-cpu-µs/msg")
+		b.ReportMetric(ceiling.partPerMsg(partBroker), "bare-broker-cpu-µs/msg")
+	}
+	b.ReportMetric(catchUp.rate(), "data-store-records/s")
 }
 
 // BenchmarkIngest measures sustained QoS 1 telemetry ingest into Kafka
@@ -322,6 +390,31 @@ type telemetryLatencies struct {
 
 func (l *telemetryLatencies) consume(ctx context.Context, tb testing.TB, brokers []string) {
 	tb.Helper()
+	consumeTelemetry(ctx, tb, brokers, func(cm *sarama.ConsumerMessage) {
+		now := time.Now()
+		m := kafka.Message{Topic: cm.Topic, Key: cm.Key, Value: cm.Value}
+		for _, h := range cm.Headers {
+			m.Headers = append(m.Headers, kafka.Header{Key: string(h.Key), Value: h.Value})
+		}
+		var e eventsv1.TelemetryReported
+		if _, err := kafka.DecodeEvent(&m, &e); err != nil {
+			return
+		}
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		for _, smp := range e.GetSamples() {
+			if t, ok := l.sent[e.GetDeviceId()+"/"+strconv.FormatInt(smp.GetSeq(), 10)]; ok {
+				l.lat = append(l.lat, now.Sub(t))
+				l.produced = append(l.produced, cm.Timestamp.Sub(t))
+			}
+		}
+	})
+}
+
+// consumeTelemetry hands every message written to device.telemetry from
+// now on to f (one goroutine per partition) until ctx ends.
+func consumeTelemetry(ctx context.Context, tb testing.TB, brokers []string, f func(*sarama.ConsumerMessage)) {
+	tb.Helper()
 	sc := sarama.NewConfig()
 	sc.Version = sarama.V3_6_0_0
 	sc.Consumer.MaxWaitTime = 5 * time.Millisecond
@@ -341,29 +434,18 @@ func (l *telemetryLatencies) consume(ctx context.Context, tb testing.TB, brokers
 		}
 		wg.Go(func() {
 			for cm := range pc.Messages() {
-				now := time.Now()
-				m := kafka.Message{Topic: cm.Topic, Key: cm.Key, Value: cm.Value}
-				for _, h := range cm.Headers {
-					m.Headers = append(m.Headers, kafka.Header{Key: string(h.Key), Value: h.Value})
-				}
-				var e eventsv1.TelemetryReported
-				if _, err := kafka.DecodeEvent(&m, &e); err != nil {
-					continue
-				}
-				l.mu.Lock()
-				for _, smp := range e.GetSamples() {
-					if t, ok := l.sent[e.GetDeviceId()+"/"+strconv.FormatInt(smp.GetSeq(), 10)]; ok {
-						l.lat = append(l.lat, now.Sub(t))
-						l.produced = append(l.produced, cm.Timestamp.Sub(t))
-					}
-				}
-				l.mu.Unlock()
+				f(cm)
 			}
 		})
 		context.AfterFunc(ctx, func() { pc.AsyncClose() })
 	}
 	tb.Cleanup(func() { wg.Wait(); _ = c.Close() })
 }
+
+// sampleKey counts the samples of a TelemetryReported without decoding
+// it: protojson writes "seq" once per sample (the benchmarks' seq is never
+// 0, which it would omit).
+var sampleKey = []byte(`"seq":`)
 
 func (l *telemetryLatencies) count() int64 {
 	l.mu.Lock()

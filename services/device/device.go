@@ -90,15 +90,16 @@ type MQTTConfig struct {
 type TelemetryConfig struct {
 	// MaxPayload is the largest telemetry message accepted, in bytes.
 	MaxPayload int `env:"TELEMETRY_MAX_PAYLOAD" envDefault:"65536"`
-	// BatchSize is the most samples appended at once.
+	// BatchSize is the most MQTT messages published to Kafka at once.
 	BatchSize int `env:"TELEMETRY_BATCH_SIZE" envDefault:"500"`
-	// BatchWait is how long a batch waits to fill.
-	BatchWait time.Duration `env:"TELEMETRY_BATCH_WAIT" envDefault:"20ms"`
-	// Buffer is how many samples may wait while the data service or Kafka
-	// is unavailable.
-	Buffer int `env:"TELEMETRY_BUFFER" envDefault:"20000"`
+	// BatchWait is how long a batch that is not full waits for more
+	// messages; 0 sends at once (messages arriving meanwhile gather into
+	// the next batch).
+	BatchWait time.Duration `env:"TELEMETRY_BATCH_WAIT" envDefault:"0s"`
+	// Buffer is how many messages may wait for Kafka.
+	Buffer int `env:"TELEMETRY_BUFFER" envDefault:"4096"`
 	// EnqueueWait is how long a message waits for room in a full buffer
-	// before it is refused (counted and logged).
+	// before it is left unacknowledged for the broker to deliver again.
 	EnqueueWait time.Duration `env:"TELEMETRY_ENQUEUE_WAIT" envDefault:"5s"`
 }
 
@@ -129,8 +130,12 @@ func (c Config) Validate() error {
 		return errors.New("MQTT_USERNAME is required with MQTT_URL")
 	case c.Telemetry.MaxPayload < 0 || c.Telemetry.BatchSize < 0 || c.Telemetry.Buffer < 0:
 		return errors.New("TELEMETRY_MAX_PAYLOAD, TELEMETRY_BATCH_SIZE and TELEMETRY_BUFFER must not be negative")
+	case c.Telemetry.BatchWait < 0:
+		return errors.New("TELEMETRY_BATCH_WAIT must not be negative")
+	case c.Telemetry.EnqueueWait < 0 || c.Telemetry.EnqueueWait > 20*time.Second:
+		return errors.New("TELEMETRY_ENQUEUE_WAIT must be between 0 and 20s (below the MQTT keepalive)")
 	case c.Telemetry.BatchSize > 10000:
-		return errors.New("TELEMETRY_BATCH_SIZE must be at most 10000 (the data service's batch limit)")
+		return errors.New("TELEMETRY_BATCH_SIZE must be at most 10000 (one Kafka request per batch)")
 	}
 	return nil
 }

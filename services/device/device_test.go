@@ -3,6 +3,7 @@ package device_test
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/comfortech/platform/services/device"
 )
@@ -24,6 +25,9 @@ func TestConfigValidate(t *testing.T) {
 			c.BrokerMode = device.BrokerMosquitto
 			c.Mosquitto = device.MosquittoConfig{URL: "tcp://m:1883", Username: "admin", Password: "pw"}
 		}, ""},
+		{"negative batch wait", func(c *device.Config) { c.Telemetry.BatchWait = -time.Millisecond }, "TELEMETRY_BATCH_WAIT"},
+		{"enqueue wait past the keepalive", func(c *device.Config) { c.Telemetry.EnqueueWait = time.Minute }, "TELEMETRY_ENQUEUE_WAIT"},
+		{"huge batches", func(c *device.Config) { c.Telemetry.BatchSize = 20000 }, "TELEMETRY_BATCH_SIZE"},
 	}
 	for _, c := range cases {
 		cfg := ok

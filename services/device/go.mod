@@ -10,10 +10,12 @@ require (
 	github.com/comfortech/platform/proto v0.0.0-00010101000000-000000000000
 	github.com/comfortech/platform/services/data v0.0.0
 	github.com/eclipse/paho.mqtt.golang v1.5.1
+	github.com/google/pprof v0.0.0-20261016150608-1facf8f91b50
 	github.com/google/uuid v1.6.0
 	github.com/jackc/pgx/v5 v5.12.0
 	github.com/mochi-mqtt/server/v2 v2.7.9
 	github.com/prometheus/client_golang v1.25.0
+	github.com/valyala/fastjson v1.6.10
 	go.uber.org/zap v1.28.0
 	golang.org/x/crypto v0.58.0
 	golang.org/x/sync v0.24.0

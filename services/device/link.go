@@ -53,8 +53,8 @@ func startLink(ctx context.Context, cfg Config, p *process.Process, store app.St
 	}
 	p.Health.Add("kafka", pinger.Check)
 
-	data := dataclient.NewTelemetry(dataConn)
-	ing, err := ingest.New(data, producer, ingest.Config{
+	data := dataclient.NewReports(dataConn)
+	ing, err := ingest.New(producer, ingest.Config{
 		MaxPayload: cfg.Telemetry.MaxPayload, BatchSize: cfg.Telemetry.BatchSize, BatchWait: cfg.Telemetry.BatchWait,
 		Buffer: cfg.Telemetry.Buffer, EnqueueWait: cfg.Telemetry.EnqueueWait,
 		ModelOf: modelCache(store), Log: log.Named("ingest"), Metrics: p.Metrics,
@@ -85,15 +85,19 @@ func startLink(ctx context.Context, cfg Config, p *process.Process, store app.St
 	})
 
 	p.Go("mqtt link", func(ctx context.Context) error {
-		// The ingester outlives ctx to flush what the link handed over.
-		ingCtx, stopIngest := context.WithCancel(context.WithoutCancel(ctx))
+		// The handlers outlive ctx to finish what the link handed over.
+		ingCtx, stopHandlers := context.WithCancel(context.WithoutCancel(ctx))
+		// The ingester flushes and acknowledges what it holds before the
+		// link closes; stopIngest (idempotent) does that.
+		flushCtx, cancelFlush := context.WithCancel(ingCtx)
 		ingDone := make(chan struct{})
-		go func() { defer close(ingDone); _ = ing.Run(ingCtx) }()
+		go func() { defer close(ingDone); _ = ing.Run(flushCtx) }()
+		stopIngest := func() { cancelFlush(); <-ingDone }
 		port.producer.Store(producer)
 		defer func() {
 			port.producer.Store(nil)
 			stopIngest()
-			<-ingDone
+			stopHandlers()
 			if err := producer.Close(); err != nil {
 				log.Warn("kafka producer close", zap.Error(err))
 			}
@@ -121,9 +125,18 @@ func startLink(ctx context.Context, cfg Config, p *process.Process, store app.St
 		port.tracker.Store(tracker)
 		defer port.tracker.Store(nil)
 		handle := func(m mqttlink.Message) {
+			if m.Kind == mqttlink.KindTelemetry {
+				// Acknowledged by the ingester once in Kafka; left to the
+				// broker when the buffer stays full.
+				if !ing.Handle(flushCtx, m.DeviceID, m.Topic, m.Payload, m.Received, m.Ack) {
+					if l := link.Load(); l != nil {
+						l.Redeliver(time.Second)
+					}
+				}
+				return
+			}
+			defer m.Ack()
 			switch m.Kind {
-			case mqttlink.KindTelemetry:
-				ing.Handle(ingCtx, m.DeviceID, m.Topic, m.Payload, m.Received)
 			case mqttlink.KindStatus:
 				tracker.Handle(m.DeviceID, m.Payload, m.Received)
 			case mqttlink.KindReported:
@@ -173,6 +186,7 @@ func startLink(ctx context.Context, cfg Config, p *process.Process, store app.St
 		case runErr = <-runDone:
 			stopRunner()
 		}
+		stopIngest()
 		l.Close()
 		if runErr != nil {
 			return fmt.Errorf("device: desired state consumer: %w", runErr)
@@ -191,7 +205,7 @@ const maxReported = 64 << 10
 // A document that is not a JSON object is refused with a warning: the
 // device is told nothing over MQTT 3.1.1, so the log and the metric are
 // where an operator sees it.
-func reportState(ctx context.Context, data *dataclient.Telemetry, m mqttlink.Message, log *zap.Logger) {
+func reportState(ctx context.Context, data *dataclient.Reports, m mqttlink.Message, log *zap.Logger) {
 	var doc map[string]any
 	if len(m.Payload) > maxReported || json.Unmarshal(m.Payload, &doc) != nil || len(doc) == 0 {
 		log.Warn("state/reported refused: not a JSON object of at most 64 KiB", zap.String("device_id", m.DeviceID), zap.Int("bytes", len(m.Payload)))

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"testing"
 	"time"
@@ -54,6 +55,8 @@ type stack struct {
 	admin    context.Context
 	// devOps is the device service's ops address (/metrics).
 	devOps string
+	// data is the data service, which a test may stop and start again.
+	data *dataService
 }
 
 func listen(t testing.TB) net.Listener {
@@ -120,17 +123,16 @@ func as(token string) context.Context {
 func start(t testing.TB, edit func(*device.Config)) *stack {
 	t.Helper()
 	idp := idptest.Start(t)
-	cluster := kafkatest.NewCluster(t)
-	s := &stack{idp: idp, brokers: cluster.ListenAddrs()}
+	s := &stack{idp: idp}
+	labelled(partKafka, func() { s.brokers = kafkatest.NewCluster(t).ListenAddrs() })
 
-	dataGRPC, dataOps := listen(t), listen(t)
-	run(t, "data.Run", func(ctx context.Context) error {
-		return data.Run(ctx, data.Config{Auth: auth.Settings{Issuer: idp.Issuer()},
-			DatabaseURL: "sqlite:" + filepath.Join(t.TempDir(), "data.db"), KafkaBrokers: s.brokers,
-			ClaimAttempts: 10, ClaimPeriod: time.Minute}, zaptest.NewLogger(t).Named("data"),
-			process.WithGRPCListener(dataGRPC), process.WithOpsListener(dataOps))
-	})
-	s.dataConn = dialGRPC(t, dataGRPC.Addr().String())
+	dataGRPC := listen(t)
+	s.data = &dataService{t: t, addr: dataGRPC.Addr().String(), cfg: data.Config{Auth: auth.Settings{Issuer: idp.Issuer()},
+		DatabaseURL: "sqlite:" + filepath.Join(t.TempDir(), "data.db"), KafkaBrokers: s.brokers,
+		ClaimAttempts: 10, ClaimPeriod: time.Minute}}
+	s.data.start(dataGRPC)
+	t.Cleanup(s.data.stop)
+	s.dataConn = dialGRPC(t, s.data.addr)
 	waitServing(t, s.dataConn)
 
 	devGRPC, devOps := listen(t), listen(t)
@@ -140,7 +142,7 @@ func start(t testing.TB, edit func(*device.Config)) *stack {
 	s.mqttURL = startBroker(t, devGRPC.Addr().String(), svcAuth)
 
 	cfg := device.Config{Auth: svcAuth, DatabaseURL: "sqlite:" + filepath.Join(t.TempDir(), "device.db"),
-		DataAddr: dataGRPC.Addr().String(), BrokerMode: device.BrokerEmbedded, KafkaBrokers: s.brokers,
+		DataAddr: s.data.addr, BrokerMode: device.BrokerEmbedded, KafkaBrokers: s.brokers,
 		MQTT: device.MQTTConfig{URL: s.mqttURL, Username: serviceUser, Password: servicePass, ClientID: "device-service-test"},
 		Telemetry: device.TelemetryConfig{MaxPayload: 64 << 10, BatchSize: 500, BatchWait: 20 * time.Millisecond,
 			Buffer: 10000, EnqueueWait: time.Second},
@@ -149,6 +151,8 @@ func start(t testing.TB, edit func(*device.Config)) *stack {
 		edit(&cfg)
 	}
 	run(t, "device.Run", func(ctx context.Context) error {
+		ctx = pprof.WithLabels(ctx, pprof.Labels(partLabel, partDevice))
+		pprof.SetGoroutineLabels(ctx)
 		return device.Run(ctx, cfg, zaptest.NewLogger(t).Named("device"),
 			process.WithGRPCListener(devGRPC), process.WithOpsListener(devOps))
 	})
@@ -161,6 +165,74 @@ func start(t testing.TB, edit func(*device.Config)) *stack {
 		t.Fatal(err)
 	}
 	return s
+}
+
+// dataService is a data service that the test can stop and start again on
+// the same address and database.
+type dataService struct {
+	t      testing.TB
+	cfg    data.Config
+	addr   string
+	ops    string // the ops address (/metrics) of the current run
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func (d *dataService) start(l net.Listener) {
+	d.t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	d.cancel, d.done = cancel, make(chan error, 1)
+	ops := listen(d.t)
+	d.ops = ops.Addr().String()
+	go func() {
+		pprof.SetGoroutineLabels(pprof.WithLabels(ctx, pprof.Labels(partLabel, partData)))
+		d.done <- data.Run(ctx, d.cfg, zaptest.NewLogger(d.t).Named("data"),
+			process.WithGRPCListener(l), process.WithOpsListener(ops))
+	}()
+}
+
+// stop stops the service; a stopped service stays stopped.
+func (d *dataService) stop() {
+	d.t.Helper()
+	if d.done == nil {
+		return
+	}
+	d.cancel()
+	defer func() { d.done = nil }()
+	select {
+	case err := <-d.done:
+		if err != nil {
+			d.t.Errorf("data.Run: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		d.t.Fatal("data.Run did not return")
+	}
+}
+
+// restart starts the service again on its old address.
+func (d *dataService) restart() {
+	d.t.Helper()
+	l, err := net.Listen("tcp", d.addr)
+	if err != nil {
+		d.t.Fatalf("listen again on %s: %v", d.addr, err)
+	}
+	d.start(l)
+}
+
+// The goroutines of each part of the stack carry the pprof label
+// partLabel, so that a CPU profile tells the parts apart (cpuByPart).
+const (
+	partLabel  = "part"
+	partDevice = "device"
+	partData   = "data"
+	partBroker = "broker"
+	partKafka  = "kafka"
+)
+
+// labelled runs f with the part label set, so that the goroutines it
+// starts carry it.
+func labelled(part string, f func()) {
+	pprof.Do(context.Background(), pprof.Labels(partLabel, part), func(context.Context) { f() })
 }
 
 const serviceUser, servicePass = "comfort-device-service", "service-secret"
@@ -189,7 +261,7 @@ func startBroker(t testing.TB, deviceAddr string, svc auth.Settings) string {
 	if err := srv.AddListener(listeners.NewTCP(listeners.Config{ID: "t", Address: addr})); err != nil {
 		t.Fatal(err)
 	}
-	go func() { _ = srv.Serve() }()
+	labelled(partBroker, func() { go func() { _ = srv.Serve() }() })
 	t.Cleanup(func() { _ = srv.Close() })
 	return "tcp://" + addr
 }

@@ -83,6 +83,8 @@ func (s *Service) AppendTelemetry(ctx context.Context, req *datav1.AppendTelemet
 	if events {
 		s.notify()
 	}
+	s.points.WithLabelValues("stored").Add(float64(accepted))
+	s.points.WithLabelValues("duplicate").Add(float64(len(recs) - accepted))
 	return &datav1.AppendTelemetryResponse{Accepted: int32(accepted), Duplicates: int32(len(recs) - accepted)}, nil
 }
 

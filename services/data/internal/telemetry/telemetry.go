@@ -1,6 +1,7 @@
 // Package telemetry is the data service's telemetry history and alert
-// rules (issue 4, items 5 and 6): the device service appends batches of
-// measurements (idempotent on device and seq), app users query them raw,
+// rules: the samples the device service publishes on `device.telemetry`
+// are stored in batches (idempotent on device and seq; internal callers
+// may also append through DataInternalService), app users query them raw,
 // bucketed or latest, and manage per-device alert rules whose state
 // machines run on every append and emit `alerts` events and
 // `notifications.outbox` messages through the transactional outbox.
@@ -18,6 +19,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 
@@ -55,6 +57,9 @@ type Option func(*Service)
 // events, typically the outbox relay's Notify, so they leave at once.
 func WithNotify(notify func()) Option { return func(s *Service) { s.notify = notify } }
 
+// WithMetrics registers the service's counters on reg.
+func WithMetrics(reg prometheus.Registerer) Option { return func(s *Service) { s.registry = reg } }
+
 // WithClock replaces time.Now, for tests.
 func WithClock(now func() time.Time) Option { return func(s *Service) { s.now = now } }
 
@@ -66,6 +71,10 @@ type Service struct {
 	log    *zap.Logger
 	notify func()
 	now    func() time.Time
+
+	registry prometheus.Registerer
+	// points counts appended records by result (stored, duplicate).
+	points *prometheus.CounterVec
 }
 
 // New migrates the telemetry tables (and the outbox table) in db and
@@ -86,6 +95,13 @@ func New(ctx context.Context, db *sqldb.DB, access DeviceAccess, cfg Config, log
 	s := &Service{store: tsstore.New(db), access: access, cfg: cfg, log: log, notify: func() {}, now: time.Now}
 	for _, o := range opts {
 		o(s)
+	}
+	s.points = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "comfort_data_telemetry_records_total",
+		Help: "Telemetry records appended, by result (stored, duplicate)."}, []string{"result"})
+	if s.registry != nil {
+		if err := s.registry.Register(s.points); err != nil {
+			return nil, fmt.Errorf("telemetry: metrics: %w", err)
+		}
 	}
 	if err := s.store.Migrate(ctx); err != nil {
 		return nil, fmt.Errorf("telemetry: %w", err)

@@ -66,36 +66,30 @@ func fromStatus(what string, err error) error {
 	return fmt.Errorf("dataclient: %s: %w: %w", what, kind, err)
 }
 
-// Telemetry is the data service's telemetry, presence and state API
-// (DataInternalService), as the MQTT side of the service uses it. Its
+// Reports is the data service's API for what devices report, presence
+// and state (DataInternalService), as the MQTT side of the service uses it. Its
 // methods return the service's gRPC errors unchanged, so callers can tell
 // a refusal from an outage with status.Code.
-type Telemetry struct {
+type Reports struct {
 	c datav1.DataInternalServiceClient
 }
 
-// NewTelemetry returns a Telemetry on conn, which must carry the service's
+// NewReports returns a Reports on conn, which must carry the service's
 // credentials.
-func NewTelemetry(conn grpc.ClientConnInterface) *Telemetry {
-	return &Telemetry{c: datav1.NewDataInternalServiceClient(conn)}
-}
-
-// AppendTelemetry stores a batch of records (idempotent on device and seq).
-func (t *Telemetry) AppendTelemetry(ctx context.Context, recs []*datav1.TelemetryRecord) error {
-	_, err := t.c.AppendTelemetry(ctx, &datav1.AppendTelemetryRequest{Records: recs})
-	return err
+func NewReports(conn grpc.ClientConnInterface) *Reports {
+	return &Reports{c: datav1.NewDataInternalServiceClient(conn)}
 }
 
 // ReportDeviceState merges a device's reported state into the data
 // service's document.
-func (t *Telemetry) ReportDeviceState(ctx context.Context, deviceID string, reported *structpb.Struct, at time.Time) error {
+func (t *Reports) ReportDeviceState(ctx context.Context, deviceID string, reported *structpb.Struct, at time.Time) error {
 	_, err := t.c.ReportDeviceState(ctx, &datav1.ReportDeviceStateRequest{DeviceId: deviceID, Reported: reported,
 		ReportTime: timestamppb.New(at)})
 	return err
 }
 
 // RecordPresence stores a device's connection state and last-seen time.
-func (t *Telemetry) RecordPresence(ctx context.Context, deviceID string, online bool, lastSeen time.Time) error {
+func (t *Reports) RecordPresence(ctx context.Context, deviceID string, online bool, lastSeen time.Time) error {
 	_, err := t.c.RecordPresence(ctx, &datav1.RecordPresenceRequest{DeviceId: deviceID, Online: online,
 		LastSeenTime: timestamppb.New(lastSeen)})
 	return err

@@ -1,33 +1,36 @@
-// Package ingest takes the devices' telemetry from the MQTT link to the
-// platform: it validates each message, sends what it cannot accept to the
-// `device.telemetry.dlq` topic with the reason, and appends the rest in
-// batches to the data service (AppendTelemetry) and to `device.telemetry`
-// as one TelemetryReported CloudEvent per device and batch.
+// Package ingest takes the devices' telemetry from the MQTT link to Kafka:
+// it validates each message, publishes the accepted samples in batches to
+// `device.telemetry` (one TelemetryReported CloudEvent per device and
+// batch) and the refused messages to `device.telemetry.dlq` with the
+// reason, and only then acknowledges the MQTT messages to the broker.
 //
-// The buffer between the two is bounded. When the data service or Kafka
-// is down the flusher retries with backoff and the buffer fills; then the
-// MQTT handler blocks (so the broker's QoS 1 messages stay unacknowledged)
-// for at most Config.EnqueueWait, after which the message is refused —
-// counted by comfort_device_telemetry_rejected_total{reason="buffer_full"}
-// and logged, never silently.
+// Kafka is the durable hand-over: the data service stores the history by
+// consuming `device.telemetry`, so ingest neither waits for it nor stops
+// when it is away. A message is acknowledged (PUBACK) only once Kafka has
+// it, so a QoS 1 message the broker accepted is never lost here: whatever
+// the service has not acknowledged when it stops, crashes or gives up on
+// a message, the broker delivers again from the persistent session.
+//
+// The buffer between the link and Kafka is bounded. While Kafka is down
+// the flusher retries with backoff and the buffer fills; then Handle
+// blocks (pushing back on the broker) for at most Config.EnqueueWait and
+// leaves the message unacknowledged for the broker to deliver again —
+// counted by comfort_device_telemetry_deferred_total and logged.
 package ingest
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/comfortech/platform/libs/kafka"
-	datav1 "github.com/comfortech/platform/proto/comfortech/data/v1"
 	eventsv1 "github.com/comfortech/platform/proto/comfortech/events/v1"
 )
 
@@ -53,36 +56,32 @@ const (
 	HeaderDeviceID = "device_id"
 )
 
-// ReasonBufferFull: the buffer stayed full for Config.EnqueueWait.
-const ReasonBufferFull = "buffer_full"
+// MaxEventSamples bounds the samples of one TelemetryReported event, so
+// an event stays far below Kafka's default 1 MB record limit.
+const MaxEventSamples = 1000
 
 // Publisher is what the ingester needs of a Kafka producer.
 type Publisher interface {
-	// Publish sends one message and waits for its acknowledgement.
-	Publish(ctx context.Context, m kafka.Message) error
-	// PublishBatch sends messages and waits for every acknowledgement.
+	// PublishBatch sends messages and waits for every acknowledgement; a
+	// *kafka.BatchError tells which failed.
 	PublishBatch(ctx context.Context, msgs []kafka.Message) error
-}
-
-// Appender is the data service's telemetry API.
-type Appender interface {
-	// AppendTelemetry stores a batch; idempotent on (device_id, seq).
-	AppendTelemetry(ctx context.Context, deviceRecords []*datav1.TelemetryRecord) error
 }
 
 // Config tunes an Ingester.
 type Config struct {
 	// MaxPayload is the largest accepted message; default 64 KiB.
 	MaxPayload int
-	// BatchSize is the most samples per flush; default 500.
+	// BatchSize is the most MQTT messages per flush; default 500.
 	BatchSize int
-	// BatchWait is how long the first sample of a batch waits for more;
-	// default 20 ms.
+	// BatchWait is how long a flush that is not full waits for more
+	// messages; 0 (the default) sends what is there at once. Messages
+	// arriving while a flush is in flight gather into the next one.
 	BatchWait time.Duration
-	// Buffer is how many samples wait at most; default 20,000.
+	// Buffer is how many messages wait at most; default 20,000.
 	Buffer int
-	// EnqueueWait is how long the MQTT handler blocks on a full buffer
-	// before refusing the message; default 5 s.
+	// EnqueueWait is how long Handle blocks on a full buffer before it
+	// leaves the message to the broker; default 5 s. It must stay well
+	// below the link's keepalive.
 	EnqueueWait time.Duration
 	// ModelOf returns a device's model for the events; nil leaves it empty.
 	ModelOf func(ctx context.Context, deviceID string) string
@@ -92,59 +91,66 @@ type Config struct {
 	Metrics prometheus.Registerer
 }
 
-// item is one buffered sample with its device.
+// item is one MQTT message on its way to Kafka: the samples of a valid
+// message, or the dead letter of a refused one.
 type item struct {
 	deviceID string
-	sample   Sample
+	topic    string
+	payload  []byte
+	samples  []Sample
+	dead     *kafka.Message
 	received time.Time
+	ack      func()
 }
 
 // Ingester is the telemetry pipeline. Handle is called by the MQTT link,
 // Run flushes.
 type Ingester struct {
-	cfg      Config
-	data     Appender
-	kafka    Publisher
-	buf      chan item
+	cfg  Config
+	pub  Publisher
+	buf  chan item
+	full atomic.Int64 // Handle calls that found the buffer full, for log sampling
+	// deferUntil (Unix ns) ends the window in which Handle does not wait
+	// for room.
+	deferUntil atomic.Int64
+
 	rejected *prometheus.CounterVec
+	deferred prometheus.Counter
 	accepted prometheus.Counter
-	flushed  *prometheus.CounterVec
-	retries  *prometheus.CounterVec
+	flushed  prometheus.Counter
+	retries  prometheus.Counter
+	batches  prometheus.Histogram
 }
 
-// New returns an Ingester that appends to data and publishes with pub.
-func New(data Appender, pub Publisher, cfg Config) (*Ingester, error) {
-	if cfg.MaxPayload <= 0 {
-		cfg.MaxPayload = 64 << 10
+// New returns an Ingester that publishes with pub.
+func New(pub Publisher, cfg Config) (*Ingester, error) {
+	if cfg.BatchWait < 0 || cfg.MaxPayload < 0 || cfg.BatchSize < 0 || cfg.Buffer < 0 || cfg.EnqueueWait < 0 {
+		return nil, errors.New("ingest: negative size or duration")
 	}
-	if cfg.BatchSize <= 0 {
-		cfg.BatchSize = 500
-	}
-	if cfg.BatchWait <= 0 {
-		cfg.BatchWait = 20 * time.Millisecond
-	}
-	if cfg.Buffer <= 0 {
-		cfg.Buffer = 20_000
-	}
-	if cfg.EnqueueWait <= 0 {
-		cfg.EnqueueWait = 5 * time.Second
-	}
+	cfg.MaxPayload = orDefault(cfg.MaxPayload, 64<<10)
+	cfg.BatchSize = orDefault(cfg.BatchSize, 500)
+	cfg.Buffer = orDefault(cfg.Buffer, 20_000)
+	cfg.EnqueueWait = orDefault(cfg.EnqueueWait, 5*time.Second)
 	if cfg.Log == nil {
 		cfg.Log = zap.NewNop()
 	}
-	in := &Ingester{cfg: cfg, data: data, kafka: pub, buf: make(chan item, cfg.Buffer),
+	in := &Ingester{cfg: cfg, pub: pub, buf: make(chan item, cfg.Buffer),
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "comfort_device_telemetry_rejected_total",
-			Help: "Telemetry messages refused, by reason (sent to device.telemetry.dlq unless buffer_full or dlq_failed)."},
+			Help: "Telemetry messages refused as invalid, by reason (sent to device.telemetry.dlq)."},
 			[]string{"reason"}),
+		deferred: prometheus.NewCounter(prometheus.CounterOpts{Name: "comfort_device_telemetry_deferred_total",
+			Help: "Telemetry messages left unacknowledged for the broker to deliver again: the buffer stayed full (Kafka unavailable?)."}),
 		accepted: prometheus.NewCounter(prometheus.CounterOpts{Name: "comfort_device_telemetry_samples_total",
 			Help: "Telemetry samples accepted into the buffer."}),
-		flushed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "comfort_device_telemetry_flushed_samples_total",
-			Help: "Telemetry samples delivered, by destination (data, kafka)."}, []string{"destination"}),
-		retries: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "comfort_device_telemetry_flush_retries_total",
-			Help: "Failed flush attempts retried, by destination (data, kafka)."}, []string{"destination"}),
+		flushed: prometheus.NewCounter(prometheus.CounterOpts{Name: "comfort_device_telemetry_published_samples_total",
+			Help: "Telemetry samples published to device.telemetry and acknowledged to the broker."}),
+		retries: prometheus.NewCounter(prometheus.CounterOpts{Name: "comfort_device_telemetry_publish_retries_total",
+			Help: "Failed publishes to Kafka retried."}),
+		batches: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "comfort_device_telemetry_batch_messages",
+			Help: "MQTT messages per flush to Kafka.", Buckets: prometheus.ExponentialBuckets(1, 4, 7)}),
 	}
 	if cfg.Metrics != nil {
-		for _, c := range []prometheus.Collector{in.rejected, in.accepted, in.flushed, in.retries} {
+		for _, c := range []prometheus.Collector{in.rejected, in.deferred, in.accepted, in.flushed, in.retries, in.batches} {
 			if err := cfg.Metrics.Register(c); err != nil {
 				return nil, fmt.Errorf("ingest: metrics: %w", err)
 			}
@@ -153,69 +159,68 @@ func New(data Appender, pub Publisher, cfg Config) (*Ingester, error) {
 	return in, nil
 }
 
-// Handle validates one MQTT message from deviceID and buffers its
-// samples, blocking up to Config.EnqueueWait while the buffer is full.
-// A refused message goes to the DLQ; Handle never fails.
-func (in *Ingester) Handle(ctx context.Context, deviceID, topic string, payload []byte, received time.Time) {
+// Handle validates one MQTT message from deviceID and buffers it (its
+// samples, or its dead letter when it is invalid); ack acknowledges it to
+// the broker and is called once Kafka has it. When the buffer stays full
+// for Config.EnqueueWait, or ctx ends, Handle returns false without
+// calling ack: the broker keeps the message and delivers it again when
+// the link's session resumes.
+func (in *Ingester) Handle(ctx context.Context, deviceID, topic string, payload []byte, received time.Time, ack func()) bool {
+	it := item{deviceID: deviceID, topic: topic, payload: payload, received: received, ack: ack}
 	samples, err := Parse(payload, in.cfg.MaxPayload, received)
 	if err != nil {
 		var re *RejectError
 		if !errors.As(err, &re) {
 			re = &RejectError{Reason: ReasonInvalidJSON, Detail: err.Error()}
 		}
-		in.deadLetter(ctx, deviceID, topic, payload, re)
-		return
+		in.rejected.WithLabelValues(re.Reason).Inc()
+		in.cfg.Log.Info("telemetry refused", zap.String("device_id", deviceID), zap.String("reason", re.Reason),
+			zap.String("detail", re.Detail))
+		it.dead = deadLetter(deviceID, topic, payload, re)
 	}
-	var timer *time.Timer
-	for i, s := range samples {
-		it := item{deviceID: deviceID, sample: s, received: received}
+	it.samples = samples
+	select {
+	case in.buf <- it:
+		in.accepted.Add(float64(len(samples)))
+		return true
+	default:
+	}
+	// While the buffer has just stayed full for EnqueueWait, the messages
+	// behind go back to the broker at once instead of each waiting again.
+	if time.Now().UnixNano() >= in.deferUntil.Load() {
+		timer := time.NewTimer(in.cfg.EnqueueWait)
+		defer timer.Stop()
 		select {
 		case in.buf <- it:
-			in.accepted.Inc()
-			continue
-		default:
-		}
-		if timer == nil {
-			timer = time.NewTimer(in.cfg.EnqueueWait)
-			defer timer.Stop()
-		}
-		select {
-		case in.buf <- it:
-			in.accepted.Inc()
+			in.accepted.Add(float64(len(samples)))
+			return true
 		case <-timer.C:
-			in.rejected.WithLabelValues(ReasonBufferFull).Add(float64(len(samples) - i))
-			in.cfg.Log.Warn("telemetry refused: buffer full (data service or Kafka unavailable?)",
-				zap.String("device_id", deviceID), zap.Int("samples", len(samples)-i))
-			return
+			in.deferUntil.Store(time.Now().Add(in.cfg.EnqueueWait).UnixNano())
 		case <-ctx.Done():
-			in.rejected.WithLabelValues(ReasonBufferFull).Add(float64(len(samples) - i))
-			return
 		}
 	}
+	in.deferred.Inc()
+	if n := in.full.Add(1); n == 1 || n%1000 == 0 {
+		in.cfg.Log.Warn("telemetry buffer full (Kafka unavailable?): messages left to the broker to deliver again",
+			zap.String("device_id", deviceID), zap.Int64("deferred_so_far", n))
+	}
+	return false
 }
 
-// deadLetter sends a refused message to DLQTopic with the reason.
-func (in *Ingester) deadLetter(ctx context.Context, deviceID, topic string, payload []byte, re *RejectError) {
-	in.rejected.WithLabelValues(re.Reason).Inc()
-	in.cfg.Log.Info("telemetry refused", zap.String("device_id", deviceID), zap.String("reason", re.Reason),
-		zap.String("detail", re.Detail))
-	m := kafka.Message{Topic: DLQTopic, Key: []byte(deviceID), Value: payload}
+// deadLetter is the DLQTopic message of a refused payload.
+func deadLetter(deviceID, topic string, payload []byte, re *RejectError) *kafka.Message {
+	m := &kafka.Message{Topic: DLQTopic, Key: []byte(deviceID), Value: payload}
 	m.SetHeader(kafka.HeaderDLQReason, re.Reason)
 	m.SetHeader(HeaderDLQDetail, re.Detail)
 	m.SetHeader(HeaderDLQTopic, topic)
 	m.SetHeader(HeaderDeviceID, deviceID)
 	m.SetHeader(kafka.HeaderDLQTime, time.Now().UTC().Format(time.RFC3339Nano))
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	if err := in.kafka.Publish(ctx, m); err != nil {
-		in.rejected.WithLabelValues("dlq_failed").Inc()
-		in.cfg.Log.Warn("telemetry dead letter lost: Kafka unavailable", zap.String("device_id", deviceID),
-			zap.String("reason", re.Reason), zap.Error(err))
-	}
+	return m
 }
 
-// Run flushes the buffer in batches until ctx ends, then flushes what is
-// left (for a few seconds at most).
+// Run flushes the buffer until ctx ends, then flushes what is left for a
+// few seconds at most; what is still buffered then stays unacknowledged,
+// for the broker to deliver again.
 func (in *Ingester) Run(ctx context.Context) error {
 	batch := make([]item, 0, in.cfg.BatchSize)
 	for {
@@ -226,180 +231,156 @@ func (in *Ingester) Run(ctx context.Context) error {
 			in.drain()
 			return nil
 		}
-		timer := time.NewTimer(in.cfg.BatchWait)
-	fill:
-		for len(batch) < in.cfg.BatchSize {
-			select {
-			case it := <-in.buf:
-				batch = append(batch, it)
-			case <-timer.C:
-				break fill
-			case <-ctx.Done():
-				break fill
-			}
-		}
-		timer.Stop()
+		batch = in.fill(ctx, batch)
 		in.flush(ctx, batch)
 	}
+}
+
+// fill adds to batch what is buffered, up to BatchSize, waiting at most
+// BatchWait for more.
+func (in *Ingester) fill(ctx context.Context, batch []item) []item {
+	for len(batch) < in.cfg.BatchSize {
+		select {
+		case it := <-in.buf:
+			batch = append(batch, it)
+			continue
+		default:
+		}
+		break
+	}
+	if len(batch) == in.cfg.BatchSize || in.cfg.BatchWait == 0 {
+		return batch
+	}
+	timer := time.NewTimer(in.cfg.BatchWait)
+	defer timer.Stop()
+	for len(batch) < in.cfg.BatchSize {
+		select {
+		case it := <-in.buf:
+			batch = append(batch, it)
+		case <-timer.C:
+			return batch
+		case <-ctx.Done():
+			return batch
+		}
+	}
+	return batch
 }
 
 // drain flushes what is buffered when the service stops.
 func (in *Ingester) drain() {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	var batch []item
-	for {
-		select {
-		case it := <-in.buf:
-			batch = append(batch, it)
-			if len(batch) < in.cfg.BatchSize {
-				continue
-			}
-		default:
-		}
+	for ctx.Err() == nil {
+		batch := in.fill(ctx, nil)
 		if len(batch) == 0 {
 			return
 		}
 		in.flush(ctx, batch)
-		if ctx.Err() != nil {
-			return
-		}
-		batch = batch[:0]
 	}
 }
 
-// flush delivers one batch to the data service, then to Kafka, retrying
-// each step with backoff until it succeeds or ctx ends (then the batch is
-// counted and logged as lost).
+// flush publishes one batch, retrying what Kafka refused with backoff
+// until it succeeds or ctx ends, then acknowledges its MQTT messages in
+// the order they came.
 func (in *Ingester) flush(ctx context.Context, batch []item) {
-	recs := make([]*datav1.TelemetryRecord, len(batch))
-	for i, it := range batch {
-		recs[i] = &datav1.TelemetryRecord{DeviceId: it.deviceID, Seq: it.sample.Seq,
-			Time: timestamppb.New(it.sample.Time), Metrics: it.sample.Metrics}
-	}
-	if err := in.retry(ctx, "data", func() error { return in.append(ctx, batch, recs) }); err != nil {
-		in.lost(batch, "data", err)
-		return
-	}
-	in.flushed.WithLabelValues("data").Add(float64(len(batch)))
-	msgs, err := in.events(ctx, batch)
-	if err != nil {
-		in.lost(batch, "kafka", err)
-		return
-	}
-	if err := in.retry(ctx, "kafka", func() error { return in.kafka.PublishBatch(ctx, msgs) }); err != nil {
-		in.lost(batch, "kafka", err)
-		return
-	}
-	in.flushed.WithLabelValues("kafka").Add(float64(len(batch)))
-}
-
-// append stores recs; when the data service refuses the batch as a whole
-// (an unknown device), it stores it device by device and dead-letters the
-// devices it refuses.
-func (in *Ingester) append(ctx context.Context, batch []item, recs []*datav1.TelemetryRecord) error {
-	err := in.data.AppendTelemetry(ctx, recs)
-	if !permanent(err) {
-		return err
-	}
-	byDevice := map[string][]int{}
-	var order []string
-	for i, it := range batch {
-		if _, ok := byDevice[it.deviceID]; !ok {
-			order = append(order, it.deviceID)
-		}
-		byDevice[it.deviceID] = append(byDevice[it.deviceID], i)
-	}
-	for _, id := range order {
-		idx := byDevice[id]
-		part := make([]*datav1.TelemetryRecord, len(idx))
-		for j, i := range idx {
-			part[j] = recs[i]
-		}
-		err := in.data.AppendTelemetry(ctx, part)
-		switch {
-		case permanent(err):
-			body, _ := json.Marshal(part)
-			in.deadLetter(ctx, id, "devices/"+id+"/telemetry", body,
-				&RejectError{Reason: ReasonRejected, Detail: status.Convert(err).Message()})
-			for _, i := range idx {
-				batch[i].deviceID = "" // not for Kafka either
-			}
-		case err != nil:
-			return err
-		}
-	}
-	return nil
-}
-
-// events builds one TelemetryReported per device of the batch.
-func (in *Ingester) events(ctx context.Context, batch []item) ([]kafka.Message, error) {
-	byDevice := map[string]*eventsv1.TelemetryReported{}
-	var order []string
-	for _, it := range batch {
-		if it.deviceID == "" {
-			continue
-		}
-		e, ok := byDevice[it.deviceID]
-		if !ok {
-			e = &eventsv1.TelemetryReported{DeviceId: it.deviceID, ReceiveTime: timestamppb.New(it.received)}
-			if in.cfg.ModelOf != nil {
-				e.Model = in.cfg.ModelOf(ctx, it.deviceID)
-			}
-			byDevice[it.deviceID] = e
-			order = append(order, it.deviceID)
-		}
-		e.Samples = append(e.Samples, &eventsv1.TelemetrySample{Seq: it.sample.Seq,
-			Time: timestamppb.New(it.sample.Time), Metrics: it.sample.Metrics})
-	}
-	msgs := make([]kafka.Message, 0, len(order))
-	for _, id := range order {
-		m, err := kafka.EncodeEvent(ctx, Topic, kafka.Event{Source: Source, Type: EventType, Key: id, Data: byDevice[id]})
-		if err != nil {
-			return nil, err
-		}
-		msgs = append(msgs, m)
-	}
-	return msgs, nil
-}
-
-// retry runs op until it succeeds, with exponential backoff (100 ms to
-// 5 s), until ctx ends.
-func (in *Ingester) retry(ctx context.Context, dest string, op func() error) error {
+	msgs, samples := in.messages(ctx, batch)
+	in.batches.Observe(float64(len(batch)))
 	b := backoff.NewExponentialBackOff()
 	b.InitialInterval, b.MaxInterval = 100*time.Millisecond, 5*time.Second
 	for attempt := 1; ; attempt++ {
-		err := op()
+		err := in.pub.PublishBatch(ctx, msgs)
 		if err == nil {
-			return nil
+			break
 		}
-		in.retries.WithLabelValues(dest).Inc()
+		if be, ok := errors.AsType[*kafka.BatchError](err); ok {
+			// Only what failed goes again: the rest is in Kafka.
+			failed := msgs[:0:0]
+			for i, e := range be.Errs {
+				if e != nil {
+					failed = append(failed, msgs[i])
+				}
+			}
+			msgs = failed
+		}
+		in.retries.Inc()
 		if attempt == 1 || attempt%10 == 0 {
-			in.cfg.Log.Warn("telemetry flush failed; retrying", zap.String("destination", dest),
-				zap.Int("attempt", attempt), zap.Error(err))
+			in.cfg.Log.Warn("publishing telemetry to Kafka failed; retrying", zap.Int("attempt", attempt),
+				zap.Int("messages", len(batch)), zap.Error(err))
 		}
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			in.cfg.Log.Warn("telemetry batch left unacknowledged at shutdown; the broker will deliver it again",
+				zap.Int("messages", len(batch)))
+			return
 		case <-time.After(b.NextBackOff()):
 		}
 	}
-}
-
-// lost counts and logs a batch given up (only when the service stops
-// while a dependency is down).
-func (in *Ingester) lost(batch []item, dest string, err error) {
-	in.rejected.WithLabelValues("lost_" + dest).Add(float64(len(batch)))
-	in.cfg.Log.Error("telemetry batch given up at shutdown", zap.String("destination", dest),
-		zap.Int("samples", len(batch)), zap.Error(err))
-}
-
-// permanent says whether the data service refused the request itself
-// (retrying would not help).
-func permanent(err error) bool {
-	switch status.Code(err) {
-	case codes.NotFound, codes.InvalidArgument, codes.FailedPrecondition:
-		return true
+	for _, it := range batch {
+		it.ack()
 	}
-	return false
+	in.flushed.Add(float64(samples))
+}
+
+// messages builds the Kafka messages of a batch: its dead letters, and
+// one TelemetryReported per device (split every MaxEventSamples samples)
+// with the devices in the order they first appear. It returns them with
+// the number of samples they carry. A device whose event cannot be
+// encoded (which valid samples never cause) has its messages
+// dead-lettered instead, so nothing is acknowledged unrecorded.
+func (in *Ingester) messages(ctx context.Context, batch []item) ([]kafka.Message, int) {
+	var (
+		msgs   []kafka.Message
+		open   = map[string]*eventsv1.TelemetryReported{}
+		events []*eventsv1.TelemetryReported
+	)
+	for _, it := range batch {
+		if it.dead != nil {
+			msgs = append(msgs, *it.dead)
+			continue
+		}
+		for _, s := range it.samples {
+			e := open[it.deviceID]
+			if e == nil || len(e.Samples) == MaxEventSamples {
+				e = &eventsv1.TelemetryReported{DeviceId: it.deviceID, ReceiveTime: timestamppb.New(it.received)}
+				if in.cfg.ModelOf != nil {
+					e.Model = in.cfg.ModelOf(ctx, it.deviceID)
+				}
+				open[it.deviceID] = e
+				events = append(events, e)
+			}
+			e.Samples = append(e.Samples, &eventsv1.TelemetrySample{Seq: s.Seq, Time: timestamppb.New(s.Time), Metrics: s.Metrics})
+		}
+	}
+	samples := 0
+	failed := map[string]*RejectError{}
+	encoded := make([]kafka.Message, len(events))
+	for i, e := range events {
+		m, err := kafka.EncodeEvent(ctx, Topic, kafka.Event{Source: Source, Type: EventType, Key: e.DeviceId, Data: e})
+		if err != nil {
+			failed[e.DeviceId] = &RejectError{Reason: ReasonUnencodable, Detail: err.Error()}
+		}
+		encoded[i] = m
+	}
+	for i, e := range events {
+		if failed[e.DeviceId] == nil {
+			msgs = append(msgs, encoded[i])
+			samples += len(e.Samples)
+		}
+	}
+	for _, it := range batch {
+		if re := failed[it.deviceID]; re != nil && it.dead == nil {
+			in.rejected.WithLabelValues(re.Reason).Inc()
+			in.cfg.Log.Error("telemetry event not encodable", zap.String("device_id", it.deviceID), zap.String("detail", re.Detail))
+			msgs = append(msgs, *deadLetter(it.deviceID, it.topic, it.payload, re))
+		}
+	}
+	return msgs, samples
+}
+
+func orDefault[T comparable](v, def T) T {
+	var zero T
+	if v == zero {
+		return def
+	}
+	return v
 }

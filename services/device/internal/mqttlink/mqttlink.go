@@ -7,9 +7,13 @@
 package mqttlink
 
 import (
+	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"net"
+	"net/url"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -74,11 +78,18 @@ type Message struct {
 	Payload []byte
 	// Received is when the service received it.
 	Received time.Time
+	// Ack acknowledges the message to the broker (PUBACK for QoS 1); a
+	// second call does nothing.
+	Ack func()
 }
 
-// Handler handles one message. It runs on the client's delivery goroutine
-// and the message is acknowledged (QoS 1) when it returns, so a handler
-// may block, for a bounded time, to push back on the broker.
+// Handler handles one message. It runs on the client's delivery goroutine,
+// one message at a time in the order they came, so a handler may block,
+// for a bounded time (well below the keepalive), to push back on the
+// broker. It owns the message's acknowledgement: the broker counts the
+// message delivered only once Ack is called, maybe later on another
+// goroutine; a message never acknowledged is delivered again when the
+// session resumes (see Link.Redeliver).
 type Handler func(Message)
 
 // Config configures a Link.
@@ -103,6 +114,9 @@ type Link struct {
 	cfg       Config
 	client    paho.Client
 	connected atomic.Bool
+	closed    atomic.Bool
+	// redelivering is set while Redeliver's reconnection runs.
+	redelivering atomic.Bool
 	// Unparsable counts messages on unexpected topics, ignored.
 	unparsable atomic.Int64
 }
@@ -125,8 +139,16 @@ func Dial(ctx context.Context, cfg Config) (*Link, error) {
 	if cfg.Log == nil {
 		cfg.Log = zap.NewNop()
 	}
+	u, err := url.Parse(cfg.URL)
+	if err != nil {
+		return nil, fmt.Errorf("mqttlink: broker URL: %w", err)
+	}
+	if _, ok := schemes[u.Scheme]; !ok {
+		return nil, fmt.Errorf("mqttlink: broker URL %s: scheme must be tcp, mqtt, ssl, tls or mqtts", cfg.URL)
+	}
 	l := &Link{cfg: cfg}
 	o := paho.NewClientOptions().AddBroker(cfg.URL).SetClientID(cfg.ClientID).
+		SetCustomOpenConnectionFn(dialBuffered).
 		SetUsername(cfg.Username).SetPassword(cfg.Password).
 		SetCleanSession(false).
 		SetAutoReconnect(true).SetConnectRetry(true).
@@ -136,6 +158,8 @@ func Dial(ctx context.Context, cfg Config) (*Link, error) {
 		// In order: a blocking handler is how the service pushes back,
 		// and one device's messages keep their order.
 		SetOrderMatters(true).
+		// The handler acknowledges once the message is safe (in Kafka).
+		SetAutoAckDisabled(true).
 		SetDefaultPublishHandler(l.onMessage).
 		SetOnConnectHandler(l.onConnect).
 		SetConnectionLostHandler(func(_ paho.Client, err error) {
@@ -156,6 +180,39 @@ func Dial(ctx context.Context, cfg Config) (*Link, error) {
 	}
 	return l, nil
 }
+
+// schemes maps the broker URL schemes the link dials to whether they use
+// TLS.
+var schemes = map[string]bool{"tcp": false, "mqtt": false, "ssl": true, "tls": true, "mqtts": true}
+
+// dialBuffered opens the connection to the broker with a read buffer:
+// paho reads every packet with several small reads, each a system call on
+// a bare connection, and the link receives every device's telemetry.
+func dialBuffered(u *url.URL, o paho.ClientOptions) (net.Conn, error) {
+	d := &net.Dialer{Timeout: o.ConnectTimeout}
+	var (
+		conn net.Conn
+		err  error
+	)
+	if schemes[u.Scheme] {
+		conn, err = tls.DialWithDialer(d, "tcp", u.Host, o.TLSConfig)
+	} else {
+		conn, err = d.Dial("tcp", u.Host)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &bufferedConn{Conn: conn, r: bufio.NewReaderSize(conn, 64<<10)}, nil
+}
+
+// bufferedConn is a net.Conn whose reads go through a buffer.
+type bufferedConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+// Read reads through the buffer.
+func (c *bufferedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
 
 // onConnect subscribes (again) on every connection: a broker that lost
 // the session (restarted without persistence) would otherwise send
@@ -180,9 +237,10 @@ func (l *Link) onConnect(c paho.Client) {
 	}()
 }
 
-// reconnect connects again after a forced disconnect.
+// reconnect connects again after a forced disconnect, until it succeeds
+// or the link is closed.
 func (l *Link) reconnect() {
-	for {
+	for !l.closed.Load() {
 		tok := l.client.Connect()
 		if tok.Wait() && tok.Error() == nil {
 			return
@@ -197,11 +255,32 @@ func (l *Link) onMessage(_ paho.Client, m paho.Message) {
 	if !ok {
 		l.unparsable.Add(1)
 		l.cfg.Log.Warn("mqtt message on an unexpected topic ignored", zap.String("topic", m.Topic()))
+		m.Ack()
 		return
 	}
 	msg.Payload = m.Payload()
 	msg.Received = time.Now()
+	msg.Ack = m.Ack
 	l.cfg.Handler(msg)
+}
+
+// Redeliver drops the connection and connects again after pause, so the
+// broker delivers again, from the persistent session, the messages the
+// handler left unacknowledged. Calls while one is under way do nothing. It
+// returns at once: the handler may call it.
+func (l *Link) Redeliver(pause time.Duration) {
+	if l.closed.Load() || !l.redelivering.CompareAndSwap(false, true) {
+		return
+	}
+	go func() {
+		defer l.redelivering.Store(false)
+		l.connected.Store(false)
+		// The quiesce lets acknowledgements already given reach the broker.
+		l.client.Disconnect(250)
+		l.cfg.Log.Warn("mqtt link reconnecting for the broker to deliver unacknowledged messages again", zap.Duration("in", pause))
+		time.Sleep(pause)
+		l.reconnect()
+	}()
 }
 
 // Parse reads a device topic: the kind, the device id (a UUID) and, for a
@@ -256,6 +335,7 @@ func (l *Link) Check(context.Context) error {
 // Close disconnects, letting in-flight work finish for up to 250 ms. The
 // session stays on the broker, which keeps queueing QoS 1 messages.
 func (l *Link) Close() {
+	l.closed.Store(true)
 	l.connected.Store(false)
 	l.client.Disconnect(250)
 }

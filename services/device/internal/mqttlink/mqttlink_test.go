@@ -66,16 +66,21 @@ func startBroker(t *testing.T) string {
 	return "tcp://" + addr
 }
 
-// collector gathers what a link hands over.
+// collector gathers what a link hands over, and acknowledges it unless
+// told to hold the acknowledgements.
 type collector struct {
 	mu   sync.Mutex
 	msgs []mqttlink.Message
+	hold bool
 }
 
 func (c *collector) handle(m mqttlink.Message) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.msgs = append(c.msgs, m)
+	if !c.hold {
+		m.Ack()
+	}
 }
 
 func (c *collector) len() int {
@@ -146,5 +151,44 @@ func TestLink(t *testing.T) {
 	waitFor(t, "the messages queued while away", func() bool { return again.len() == 5 })
 	if err := l.Publish(context.Background(), "devices/"+dev+"/state/desired", 1, true, []byte(`{"version":1}`)); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestRedeliver: a message the handler leaves unacknowledged comes again
+// after Redeliver reconnects, and one acknowledged late does not.
+func TestRedeliver(t *testing.T) {
+	t.Parallel()
+	url := startBroker(t)
+	c := &collector{hold: true}
+	l := dial(t, url, c)
+	defer l.Close()
+
+	device := paho.NewClient(paho.NewClientOptions().AddBroker(url).SetClientID(dev))
+	if tok := device.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("device connect: %v", tok.Error())
+	}
+	defer device.Disconnect(0)
+	for i := range 2 {
+		body := fmt.Sprintf(`{"ts":1,"seq":%d,"metrics":{"t":1}}`, i+1)
+		if tok := device.Publish("devices/"+dev+"/telemetry", 1, false, body); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+			t.Fatalf("publish: %v", tok.Error())
+		}
+	}
+	waitFor(t, "two messages", func() bool { return c.len() == 2 })
+	c.mu.Lock()
+	c.msgs[0].Ack() // the first is safe; the second is left to the broker
+	c.hold = false
+	c.mu.Unlock()
+
+	l.Redeliver(10 * time.Millisecond)
+	waitFor(t, "the unacknowledged message again", func() bool { return c.len() == 3 })
+	time.Sleep(300 * time.Millisecond) // room for a wrong redelivery of the first
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.msgs) != 3 {
+		t.Errorf("%d messages, want 3: the acknowledged one came again", len(c.msgs))
+	}
+	if got := string(c.msgs[2].Payload); got != string(c.msgs[1].Payload) {
+		t.Errorf("delivered again: %s, want %s", got, c.msgs[1].Payload)
 	}
 }
