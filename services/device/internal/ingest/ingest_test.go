@@ -1,0 +1,198 @@
+package ingest_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/comfortech/platform/libs/kafka"
+	"github.com/comfortech/platform/libs/kafka/kafkatest"
+	eventsv1 "github.com/comfortech/platform/proto/comfortech/events/v1"
+	"github.com/comfortech/platform/services/device/internal/ingest"
+)
+
+const (
+	dev   = "0190c1a2-0000-7000-8000-000000000001"
+	topic = "devices/" + dev + "/telemetry"
+)
+
+// acks records which messages were acknowledged to the broker, in order.
+type acks struct {
+	mu   sync.Mutex
+	seqs []int
+}
+
+func (a *acks) ack(seq int) func() {
+	return func() {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		a.seqs = append(a.seqs, seq)
+	}
+}
+
+func (a *acks) get() []int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return slices.Clone(a.seqs)
+}
+
+func sample(seq int) []byte {
+	return fmt.Appendf(nil, `{"ts":%d,"seq":%d,"metrics":{"temperature":21.5}}`, time.Now().UnixMilli(), seq)
+}
+
+// start runs an ingester publishing to brokers until the test ends.
+func start(t *testing.T, brokers []string, cfg ingest.Config) *ingest.Ingester {
+	t.Helper()
+	p, err := kafka.NewProducer(kafkatest.Config(brokers), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, err := ingest.New(p, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = in.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done; _ = p.Close() })
+	return in
+}
+
+func eventually(t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); !ok(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
+
+// samples returns the seqs of the TelemetryReported events on the topic.
+func samples(t *testing.T, msgs []kafka.Message) []int {
+	t.Helper()
+	var seqs []int
+	for _, m := range msgs {
+		var e eventsv1.TelemetryReported
+		if _, err := kafka.DecodeEvent(&m, &e); err != nil {
+			t.Fatal(err)
+		}
+		if string(m.Key) != dev || e.GetDeviceId() != dev {
+			t.Errorf("event of %q keyed %q", e.GetDeviceId(), m.Key)
+		}
+		for _, s := range e.GetSamples() {
+			seqs = append(seqs, int(s.GetSeq()))
+		}
+	}
+	return seqs
+}
+
+// TestHandOver: valid messages become one event per device, an invalid one
+// a dead letter with its reason, and each is acknowledged once in Kafka,
+// in the order they came.
+func TestHandOver(t *testing.T) {
+	t.Parallel()
+	brokers := kafkatest.NewCluster(t).ListenAddrs()
+	in := start(t, brokers, ingest.Config{BatchWait: 50 * time.Millisecond})
+	var a acks
+	ctx, now := context.Background(), time.Now()
+	for seq, body := range [][]byte{sample(1), []byte(`{"ts":1,"seq":2}`), sample(3)} {
+		if !in.Handle(ctx, dev, topic, body, now, a.ack(seq+1)) {
+			t.Fatalf("message %d not taken", seq+1)
+		}
+	}
+	eventually(t, "three acknowledgements", func() bool { return len(a.get()) == 3 })
+	if got := a.get(); !slices.Equal(got, []int{1, 2, 3}) {
+		t.Errorf("acknowledged %v, want 1, 2, 3 in order", got)
+	}
+	if got := samples(t, kafkatest.ReadTopic(t, brokers, ingest.Topic, 1, 10*time.Second)); !slices.Equal(got, []int{1, 3}) {
+		t.Errorf("samples %v, want 1 and 3", got)
+	}
+	dl := kafkatest.ReadTopic(t, brokers, ingest.DLQTopic, 1, 10*time.Second)[0]
+	if dl.Header(kafka.HeaderDLQReason) != ingest.ReasonInvalidTS || dl.Header(ingest.HeaderDeviceID) != dev ||
+		dl.Header(ingest.HeaderDLQTopic) != topic || string(dl.Value) != `{"ts":1,"seq":2}` {
+		t.Errorf("dead letter: headers %v, value %s", dl.Headers, dl.Value)
+	}
+}
+
+// TestKafkaAway: while Kafka is unreachable nothing is acknowledged; once
+// the buffer stays full, messages are left to the broker (Handle says so,
+// the deferred counter counts them) without each waiting again; when
+// Kafka comes, everything taken is published and acknowledged.
+func TestKafkaAway(t *testing.T) {
+	t.Parallel()
+	port := kafkatest.FreePort(t)
+	reg := prometheus.NewRegistry()
+	in := start(t, []string{kafkatest.Addr(port)}, ingest.Config{Buffer: 2, EnqueueWait: 100 * time.Millisecond, Metrics: reg})
+	var a acks
+	ctx := context.Background()
+
+	// One message in the flusher's hands, two in the buffer.
+	for seq := 1; seq <= 3; seq++ {
+		if !in.Handle(ctx, dev, topic, sample(seq), time.Now(), a.ack(seq)) {
+			t.Fatalf("message %d not taken", seq)
+		}
+		if seq == 1 {
+			eventually(t, "the flusher to take message 1", func() bool {
+				return metric(t, reg, "comfort_device_telemetry_batch_messages").GetHistogram().GetSampleCount() == 1
+			})
+		}
+	}
+	t0 := time.Now()
+	if in.Handle(ctx, dev, topic, sample(4), time.Now(), a.ack(4)) {
+		t.Fatal("message 4 taken into a full buffer")
+	}
+	if waited := time.Since(t0); waited < 100*time.Millisecond {
+		t.Errorf("message 4 refused after %v, want the enqueue wait", waited)
+	}
+	t0 = time.Now()
+	if in.Handle(ctx, dev, topic, sample(5), time.Now(), a.ack(5)) {
+		t.Fatal("message 5 taken into a full buffer")
+	}
+	if waited := time.Since(t0); waited > 50*time.Millisecond {
+		t.Errorf("message 5 waited %v behind a buffer just found full", waited)
+	}
+	if n := metric(t, reg, "comfort_device_telemetry_deferred_total").GetCounter().GetValue(); n != 2 {
+		t.Errorf("deferred %v, want 2", n)
+	}
+	if got := a.get(); len(got) != 0 {
+		t.Fatalf("acknowledged %v while Kafka is away", got)
+	}
+
+	brokers := kafkatest.NewCluster(t, kfake.Ports(port)).ListenAddrs()
+	eventually(t, "the buffered messages acknowledged", func() bool { return len(a.get()) == 3 })
+	if got := a.get(); !slices.Equal(got, []int{1, 2, 3}) {
+		t.Errorf("acknowledged %v, want 1, 2, 3", got)
+	}
+	got := map[int]bool{}
+	eventually(t, "three samples in Kafka", func() bool {
+		n := int(kafkatest.EndOffset(t, brokers, ingest.Topic))
+		clear(got)
+		for _, seq := range samples(t, kafkatest.ReadTopic(t, brokers, ingest.Topic, n, 10*time.Second)) {
+			got[seq] = true
+		}
+		return len(got) == 3
+	})
+}
+
+// metric returns the metric registered under name (without labels).
+func metric(t *testing.T, reg *prometheus.Registry, name string) *dto.Metric {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			return mf.GetMetric()[0]
+		}
+	}
+	t.Fatalf("no metric %s", name)
+	return nil
+}
