@@ -5,11 +5,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"runtime/pprof"
 	"slices"
 	"strconv"
@@ -26,11 +22,11 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/comfortech/platform/libs/kafka"
-	"github.com/comfortech/platform/libs/kafka/kafkatest"
 	datav1 "github.com/comfortech/platform/proto/comfortech/data/v1"
 	devicev1 "github.com/comfortech/platform/proto/comfortech/device/v1"
 	eventsv1 "github.com/comfortech/platform/proto/comfortech/events/v1"
 	"github.com/comfortech/platform/services/device"
+	"github.com/comfortech/platform/services/device/internal/mosquittotest"
 )
 
 // The ingest benchmarks run everything in this process: the broker, the
@@ -566,96 +562,24 @@ func BenchmarkCommandRoundTrip(b *testing.B) {
 	}
 }
 
-// mosquittoPlugin is Debian's dynamic-security plugin.
-const mosquittoPlugin = "/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so"
-
-// startMosquitto runs a real mosquitto with the dynamic-security plugin on a
-// private port until tb ends, with serviceUser allowed everything, and
-// returns its URL. A missing broker, plugin or mosquitto_ctrl skips tb.
-func startMosquitto(tb testing.TB, adminPass string) string {
+// startMosquitto runs a real Mosquitto 2 with the dynamic-security plugin
+// and the service account, and returns it. Unacknowledged messages may
+// wait in any number (the ingester's buffer and batch must fit; the
+// default, 20, would throttle ingest) and queue without limit (the
+// generators bound the backlog).
+func startMosquitto(tb testing.TB, adminPass string, persist bool) *mosquittotest.Broker {
 	tb.Helper()
-	bin, err := exec.LookPath("mosquitto")
-	if err != nil {
-		if _, statErr := os.Stat("/usr/sbin/mosquitto"); statErr == nil {
-			bin, err = "/usr/sbin/mosquitto", nil
-		}
-	}
-	ctrl, ctrlErr := exec.LookPath("mosquitto_ctrl")
-	_, pluginErr := os.Stat(mosquittoPlugin)
-	if err != nil || ctrlErr != nil || pluginErr != nil {
-		tb.Skipf("mosquitto, mosquitto_ctrl or the dynamic-security plugin missing: %v %v %v", err, ctrlErr, pluginErr)
-	}
-	dir := tb.TempDir()
-	dsFile := filepath.Join(dir, "dynamic-security.json")
-	if out, err := exec.Command(ctrl, "dynsec", "init", dsFile, "admin", adminPass).CombinedOutput(); err != nil {
-		tb.Fatalf("mosquitto_ctrl dynsec init: %v: %s", err, out)
-	}
-	port := kafkatest.FreePort(tb)
-	// max_queued_messages unbounded (the generator bounds the backlog): the
-	// default 1,000 would drop QoS 1 messages for a subscriber that far
-	// behind.
-	body := fmt.Sprintf("per_listener_settings false\nplugin %s\nplugin_opt_config_file %s\nlistener %d 127.0.0.1\n"+
-		"allow_anonymous false\npersistence false\nmax_queued_messages 0\n", mosquittoPlugin, dsFile, port)
-	if os.Geteuid() == 0 {
-		body += "user root\n" // else mosquitto switches to a user who can't read dir
-	}
-	conf := filepath.Join(dir, "mosquitto.conf")
-	if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
-		tb.Fatal(err)
-	}
-	logFile, err := os.Create(filepath.Join(dir, "mosquitto.log"))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	cmd := exec.Command(bin, "-c", conf)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := cmd.Start(); err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		if tb.Failed() {
-			if b, err := os.ReadFile(logFile.Name()); err == nil {
-				tb.Logf("mosquitto log:\n%s", b)
-			}
-		}
-	})
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c, err := net.Dial("tcp", addr)
-		if err == nil {
-			_ = c.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("mosquitto did not listen on %s", addr)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	// The service account: any topic, as the mochi hook allows it.
-	for _, args := range [][]string{
-		{"createRole", "service"},
-		{"addRoleACL", "service", "publishClientSend", "#", "allow"},
-		{"addRoleACL", "service", "publishClientReceive", "#", "allow"},
-		{"addRoleACL", "service", "subscribePattern", "#", "allow"},
-		{"createClient", serviceUser, "-p", servicePass},
-		{"addClientRole", serviceUser, "service"},
-	} {
-		full := append([]string{"-h", "127.0.0.1", "-p", strconv.Itoa(port), "-u", "admin", "-P", adminPass, "dynsec"}, args...)
-		if out, err := exec.Command(ctrl, full...).CombinedOutput(); err != nil {
-			tb.Fatalf("mosquitto_ctrl %v: %v: %s", args, err, out)
-		}
-	}
-	return "tcp://" + addr
+	m := mosquittotest.Start(tb, mosquittotest.Options{AdminPassword: adminPass, Persist: persist,
+		Config: "max_inflight_messages 0\nmax_queued_messages 0\n"})
+	m.AddClient(serviceUser, servicePass)
+	return m
 }
 
 // BenchmarkIngestMosquitto is BenchmarkIngest through a real Mosquitto 2
 // with the dynamic-security plugin (BROKER_MODE=mosquitto).
 func BenchmarkIngestMosquitto(b *testing.B) {
 	const adminPass = "dynsec-admin-secret"
-	url := startMosquitto(b, adminPass)
+	url := startMosquitto(b, adminPass, false).URL
 	s := start(b, func(c *device.Config) {
 		benchConfig(c)
 		c.BrokerMode = device.BrokerMosquitto

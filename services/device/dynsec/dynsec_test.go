@@ -3,10 +3,6 @@ package dynsec_test
 import (
 	"context"
 	"fmt"
-	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -14,89 +10,9 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/comfortech/platform/services/device/dynsec"
+	"github.com/comfortech/platform/services/device/internal/mosquittotest"
 	"github.com/comfortech/platform/services/device/internal/secret"
 )
-
-const plugin = "/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so"
-
-// startMosquitto runs a real mosquitto with the dynamic-security plugin
-// on a private port until t ends and returns its URL. A missing broker or
-// plugin skips t, or fails it when CI=true.
-func startMosquitto(t *testing.T, adminPass string) string {
-	t.Helper()
-	bin, err := exec.LookPath("mosquitto")
-	if err != nil {
-		if _, statErr := os.Stat("/usr/sbin/mosquitto"); statErr == nil {
-			bin, err = "/usr/sbin/mosquitto", nil
-		}
-	}
-	_, pluginErr := os.Stat(plugin)
-	if err != nil || pluginErr != nil {
-		msg := fmt.Sprintf("mosquitto or its dynamic-security plugin missing: %v %v", err, pluginErr)
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	dir := t.TempDir()
-	dsFile := filepath.Join(dir, "dynamic-security.json")
-	if ctrl, err := exec.LookPath("mosquitto_ctrl"); err == nil {
-		if out, err := exec.Command(ctrl, "dynsec", "init", dsFile, "admin", adminPass).CombinedOutput(); err != nil {
-			t.Fatalf("mosquitto_ctrl dynsec init: %v: %s", err, out)
-		}
-	} else {
-		t.Fatalf("mosquitto_ctrl missing: %v", err)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	_ = l.Close()
-	conf := filepath.Join(dir, "mosquitto.conf")
-	body := fmt.Sprintf("per_listener_settings false\nplugin %s\nplugin_opt_config_file %s\nlistener %d 127.0.0.1\nallow_anonymous false\npersistence false\n",
-		plugin, dsFile, port)
-	if os.Geteuid() == 0 {
-		// Run as root, mosquitto would switch to user mosquitto, who cannot
-		// read the test's temporary directory.
-		body += "user root\n"
-	}
-	if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "-c", conf)
-	logFile, err := os.Create(filepath.Join(dir, "mosquitto.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		if t.Failed() {
-			if b, err := os.ReadFile(logFile.Name()); err == nil {
-				t.Logf("mosquitto log:\n%s", b)
-			}
-		}
-	})
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c, err := net.Dial("tcp", addr)
-		if err == nil {
-			_ = c.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("mosquitto did not listen on %s", addr)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return "tcp://" + addr
-}
 
 func connect(t *testing.T, url, id, pass string, h paho.MessageHandler) (paho.Client, error) {
 	t.Helper()
@@ -125,7 +41,7 @@ func must(t *testing.T, tok paho.Token) {
 
 func TestDynamicSecurity(t *testing.T) {
 	t.Parallel()
-	url := startMosquitto(t, "admin-pass")
+	url := mosquittotest.Start(t, mosquittotest.Options{AdminPassword: "admin-pass"}).URL
 	ctx := context.Background()
 	ds, err := dynsec.Dial(ctx, dynsec.Config{Broker: url, Username: "admin", Password: "admin-pass"})
 	if err != nil {

@@ -225,8 +225,19 @@ func (l *Link) onConnect(c paho.Client) {
 	// Not waited for here: this runs on paho's connection goroutine.
 	go func() {
 		tok := c.SubscribeMultiple(subs, nil)
-		if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-			l.cfg.Log.Error("mqtt subscribe failed; reconnecting", zap.Error(tok.Error()))
+		err := tok.Error()
+		if !tok.WaitTimeout(10 * time.Second) {
+			err = errors.New("no SUBACK within 10s")
+		}
+		if st, ok := tok.(*paho.SubscribeToken); ok && err == nil {
+			for f, granted := range st.Result() {
+				if granted > 1 { // 0x80: refused
+					err = fmt.Errorf("subscription to %s refused", f)
+				}
+			}
+		}
+		if err != nil {
+			l.cfg.Log.Error("mqtt subscribe failed; reconnecting", zap.Error(err))
 			// Force a reconnect, which subscribes again.
 			c.Disconnect(100)
 			go l.reconnect()
