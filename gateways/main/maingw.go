@@ -11,10 +11,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials"
-
 	"go.uber.org/zap"
 
 	"github.com/comfortech/platform/libs/auth"
@@ -61,41 +57,37 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger, opts ...process.Optio
 	if err != nil {
 		return err
 	}
-	creds, err := serviceCredentials(cfg.Auth)
+	creds, err := cfg.Auth.ForwardingCredentials()
 	if err != nil {
 		return fmt.Errorf("main gateway: %w", err)
 	}
-	dataConn, err := rpc.Dial(cfg.DataAddr, p.Metrics, rpc.WithCallTimeout(cfg.CallTimeout), rpc.WithPerRPCCredentials(creds))
+	dataConn, err := p.Dial("data", cfg.DataAddr, rpc.WithCallTimeout(cfg.CallTimeout), rpc.WithPerRPCCredentials(creds))
 	if err != nil {
-		return fmt.Errorf("main gateway: %w", err)
+		return err
 	}
 	defer func() { _ = dataConn.Close() }()
-	p.Health.Add("data", rpc.HealthCheck(dataConn))
 	// A command may wait up to devicev1's 30 s for its result, on top of
 	// the ordinary call time.
-	deviceConn, err := rpc.Dial(cfg.DeviceAddr, p.Metrics, rpc.WithCallTimeout(cfg.CallTimeout+maxCommandWait),
+	deviceConn, err := p.Dial("device", cfg.DeviceAddr, rpc.WithCallTimeout(cfg.CallTimeout+maxCommandWait),
 		rpc.WithPerRPCCredentials(creds))
 	if err != nil {
-		return fmt.Errorf("main gateway: %w", err)
+		return err
 	}
 	defer func() { _ = deviceConn.Close() }()
-	p.Health.Add("device", rpc.HealthCheck(deviceConn))
-
-	notifyConn, err := rpc.Dial(cfg.NotifyAddr, p.Metrics, rpc.WithCallTimeout(cfg.CallTimeout), rpc.WithPerRPCCredentials(creds))
+	notifyConn, err := p.Dial("notify", cfg.NotifyAddr, rpc.WithCallTimeout(cfg.CallTimeout), rpc.WithPerRPCCredentials(creds))
 	if err != nil {
-		return fmt.Errorf("main gateway: %w", err)
+		return err
 	}
 	defer func() { _ = notifyConn.Close() }()
-	p.Health.Add("notify", rpc.HealthCheck(notifyConn))
 
 	gw := web.NewGateway(openapi.Main)
-	if err := register(ctx, gw.API, dataConn, dataServices); err != nil {
+	if err := gw.Route(ctx, dataConn, dataServices...); err != nil {
 		return fmt.Errorf("main gateway: %w", err)
 	}
-	if err := register(ctx, gw.API, deviceConn, deviceServices); err != nil {
+	if err := gw.Route(ctx, deviceConn, deviceServices...); err != nil {
 		return fmt.Errorf("main gateway: %w", err)
 	}
-	if err := register(ctx, gw.API, notifyConn, notifyServices); err != nil {
+	if err := gw.Route(ctx, notifyConn, notifyServices...); err != nil {
 		return fmt.Errorf("main gateway: %w", err)
 	}
 	guard := []web.Middleware{
@@ -110,28 +102,12 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger, opts ...process.Optio
 	return p.Run(ctx, ls.Ops)
 }
 
-// serviceCredentials forwards the caller's own token on every call, and
-// uses the gateway's service account for calls made without a user.
-func serviceCredentials(s auth.Settings) (credentials.PerRPCCredentials, error) {
-	ts, err := s.NewTokenSource()
-	if err != nil {
-		return nil, err
-	}
-	if ts == nil {
-		return auth.ForwardCredentials(nil), nil
-	}
-	return auth.ForwardCredentials(ts), nil
-}
-
 // maxCommandWait is the longest SendCommand may wait for a result
 // (comfortech.device.v1.SendCommandRequest.wait_timeout).
 const maxCommandWait = 30 * time.Second
 
-// handlerRegistrar registers one service's REST handlers on a connection.
-type handlerRegistrar = func(context.Context, *runtime.ServeMux, *grpc.ClientConn) error
-
 // dataServices are the data service's app-facing services.
-var dataServices = []handlerRegistrar{
+var dataServices = []web.HandlerRegistrar{
 	datav1.RegisterAccountServiceHandler,
 	datav1.RegisterHomeServiceHandler,
 	datav1.RegisterDeviceServiceHandler,
@@ -142,24 +118,14 @@ var dataServices = []handlerRegistrar{
 }
 
 // deviceServices are the device service's app-facing services.
-var deviceServices = []handlerRegistrar{
+var deviceServices = []web.HandlerRegistrar{
 	devicev1.RegisterCommandServiceHandler,
 	devicev1.RegisterPresenceServiceHandler,
 }
 
 // notifyServices are the notify service's app-facing services.
-var notifyServices = []handlerRegistrar{
+var notifyServices = []web.HandlerRegistrar{
 	notifyv1.RegisterPreferenceServiceHandler,
 	notifyv1.RegisterPushTokenServiceHandler,
 	notifyv1.RegisterWebhookEndpointServiceHandler,
-}
-
-// register exposes services over conn.
-func register(ctx context.Context, mux *runtime.ServeMux, conn *grpc.ClientConn, services []handlerRegistrar) error {
-	for _, r := range services {
-		if err := r(ctx, mux, conn); err != nil {
-			return err
-		}
-	}
-	return nil
 }

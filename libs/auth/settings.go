@@ -7,6 +7,7 @@ import (
 	"net/url"
 
 	"go.uber.org/zap"
+	"google.golang.org/grpc/credentials"
 
 	"github.com/comfortech/platform/libs/config"
 )
@@ -85,4 +86,20 @@ func (s Settings) NewTokenSource() (*TokenSource, error) {
 		return nil, nil
 	}
 	return NewTokenSource(ClientCredentialsConfig{Issuer: s.Issuer, ClientID: s.ClientID, ClientSecret: s.ClientSecret.Reveal()})
+}
+
+// ForwardingCredentials returns the per-RPC credentials of a gateway's
+// calls to the services: the caller's own token when the call is made for
+// a user (see ForwardCredentials), otherwise the part's service account,
+// or no token when none is configured.
+func (s Settings) ForwardingCredentials() (credentials.PerRPCCredentials, error) {
+	ts, err := s.NewTokenSource()
+	if err != nil {
+		return nil, err
+	}
+	if ts == nil {
+		// A nil *TokenSource in the interface would not be a nil fallback.
+		return ForwardCredentials(nil), nil
+	}
+	return ForwardCredentials(ts), nil
 }

@@ -149,6 +149,20 @@ func (p *Process) GRPCServer(addr string, given net.Listener, opts ...rpc.Server
 	return srv, nil
 }
 
+// Dial returns a client connection to the gRPC service at addr that this
+// part calls (see rpc.Dial), counted in the part's metrics, and makes the
+// part ready only while that service reports itself serving: a gateway is
+// ready when the services behind it are. name names the readiness check;
+// the caller closes the connection after Run.
+func (p *Process) Dial(name, addr string, opts ...rpc.ClientOption) (*grpc.ClientConn, error) {
+	conn, err := rpc.Dial(addr, p.Metrics, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", p.Name, err)
+	}
+	p.Health.Add(name, rpc.HealthCheck(conn))
+	return conn, nil
+}
+
 // Verifier starts the token verifier of s, stopping with ctx, and makes the
 // process ready only once the identity provider's keys are loaded.
 func (p *Process) Verifier(ctx context.Context, s auth.Settings) (*auth.Verifier, error) {

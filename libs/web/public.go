@@ -1,10 +1,12 @@
 package web
 
 import (
+	"context"
 	"net/http"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"go.uber.org/zap"
+	"google.golang.org/grpc"
 
 	"github.com/comfortech/platform/libs/requestid"
 )
@@ -35,6 +37,22 @@ func NewGateway(spec []byte, opts ...runtime.ServeMuxOption) *Gateway {
 		_, _ = w.Write(docsPage)
 	})
 	return g
+}
+
+// HandlerRegistrar registers one gRPC service's REST handlers, calling
+// the service over a client connection: a generated
+// Register<Service>Handler function.
+type HandlerRegistrar = func(context.Context, *runtime.ServeMux, *grpc.ClientConn) error
+
+// Route exposes services on the gateway's API, each call forwarded over
+// conn to the service that implements it.
+func (g *Gateway) Route(ctx context.Context, conn *grpc.ClientConn, services ...HandlerRegistrar) error {
+	for _, register := range services {
+		if err := register(ctx, g.API, conn); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // docsPage renders the OpenAPI document with Redoc, which the reader's
