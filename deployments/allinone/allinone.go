@@ -386,7 +386,10 @@ func parts(cfg Config, id *identity, addrs wiring, codes *devsink.Sink) []part {
 			}, log, opts...)
 		}},
 		{"admin-gateway", "http", func(ctx context.Context, log *zap.Logger, opts ...process.Option) error {
-			return admingw.Run(ctx, admingw.Config{HTTP: cfg.HTTP, BodyLimit: web.DefaultBodyLimit, Auth: id.settings("admin-gateway")}, log, opts...)
+			return admingw.Run(ctx, admingw.Config{
+				HTTP: cfg.HTTP, BodyLimit: web.DefaultBodyLimit, Auth: id.settings("admin-gateway"),
+				DeviceAddr: addrs.device, CallTimeout: rpc.DefaultCallTimeout,
+			}, log, opts...)
 		}},
 	}
 }

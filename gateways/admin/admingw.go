@@ -1,20 +1,26 @@
 // Package admingw is the admin panel's and operations scripts' REST API (the original Zoo): fleet, accounts, notifications, subscriptions, audit and environment configuration.
 //
-// Run serves the gateway's REST API, its OpenAPI document at
-// /docs/openapi.json and its ops listener, and returns when ctx ends after a
-// graceful drain.
+// Run serves the gateway's REST API — administrators only, the caller's
+// token forwarded to the services, which check the role again — its API
+// reference at /docs and its ops listener, and returns when ctx ends after
+// a graceful drain. Routed today: the device service's operator API
+// (comfortech.device.v1.DeviceAdminService: provisioning, secrets,
+// decommissioning, operator commands, presence).
 package admingw
 
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/comfortech/platform/libs/auth"
 	"github.com/comfortech/platform/libs/logging"
 	"github.com/comfortech/platform/libs/process"
+	"github.com/comfortech/platform/libs/rpc"
 	"github.com/comfortech/platform/libs/web"
+	devicev1 "github.com/comfortech/platform/proto/comfortech/device/v1"
 	"github.com/comfortech/platform/proto/openapi"
 )
 
@@ -28,6 +34,11 @@ type Config struct {
 	BodyLimit int64 `env:"HTTP_BODY_LIMIT" envDefault:"1048576"`
 	// HTTP holds server timeouts and the drain timeout.
 	HTTP web.ServerConfig
+	// DeviceAddr is the device service's gRPC address (provisioning,
+	// device secrets, operator commands, presence).
+	DeviceAddr string `env:"DEVICE_ADDR" envDefault:"localhost:7002"`
+	// CallTimeout bounds each call to a service.
+	CallTimeout time.Duration `env:"CALL_TIMEOUT" envDefault:"10s"`
 	// Auth locates the identity provider and lists the accepted clients.
 	Auth auth.Settings
 	// Log selects the log level and format.
@@ -42,6 +53,23 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger, opts ...process.Optio
 	if err != nil {
 		return err
 	}
+	creds, err := cfg.Auth.ForwardingCredentials()
+	if err != nil {
+		return fmt.Errorf("admin gateway: %w", err)
+	}
+	// An operator command may wait up to devicev1's 30 s for its result,
+	// on top of the ordinary call time.
+	deviceConn, err := p.Dial("device", cfg.DeviceAddr, rpc.WithCallTimeout(cfg.CallTimeout+maxCommandWait),
+		rpc.WithPerRPCCredentials(creds))
+	if err != nil {
+		return err
+	}
+	defer func() { _ = deviceConn.Close() }()
+
+	gw := web.NewGateway(openapi.Admin)
+	if err := gw.Route(ctx, deviceConn, devicev1.RegisterDeviceAdminServiceHandler); err != nil {
+		return fmt.Errorf("admin gateway: %w", err)
+	}
 	l, err := process.Listen(cfg.HTTPAddr, ls.HTTP)
 	if err != nil {
 		return fmt.Errorf("admin gateway: %w", err)
@@ -52,7 +80,10 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger, opts ...process.Optio
 		auth.Middleware(v, web.WriteError, docs),
 		auth.RequireRole(auth.RoleAdmin, web.WriteError, docs),
 	}
-	gw := web.NewGateway(openapi.Admin)
 	p.ServeHTTP("admin", l, gw.Handler(log, cfg.BodyLimit, guard...))
 	return p.Run(ctx, ls.Ops)
 }
+
+// maxCommandWait is the longest SendOperatorCommand may wait for a result
+// (comfortech.device.v1.SendOperatorCommandRequest.wait_timeout).
+const maxCommandWait = 30 * time.Second
