@@ -24,8 +24,8 @@ func adminToken(t testing.TB, p *allinone.Platform, authAPI call) string {
 	return authAPI.tokens("/v1/auth/login", map[string]string{"username": "admin", "password": p.AdminPassword.Reveal()}).AccessToken
 }
 
-// provision provisions one device with serial through the admin gateway.
-func provision(t testing.TB, adminAPI call, token, serial string) provisioned {
+// provisionOne provisions one device with serial through the admin gateway.
+func provisionOne(t testing.TB, adminAPI call, token, serial string) provisioned {
 	t.Helper()
 	code, env := adminAPI.do(http.MethodPost, "/v1/fleet/devices:provision", token,
 		map[string]string{"serial": serial, "model": "thermostat-t1", "firmware_version": "1.0.0"})
@@ -61,7 +61,7 @@ func TestAdminFleetAPI(t *testing.T) {
 	user := authAPI.tokens("/v1/auth/register", map[string]string{"phone": fmt.Sprintf("+7955%06d1", stamp), "password": "Comfort-2026"}).AccessToken
 
 	serial := fmt.Sprintf("CT-ADM-%d", stamp)
-	one := provision(t, adminAPI, admin, serial)
+	one := provisionOne(t, adminAPI, admin, serial)
 	batch := []map[string]string{
 		{"serial": serial + "-1", "model": "thermostat-t1"},
 		{"serial": serial + "-2", "model": "thermostat-t1", "claim_code": "PRINTED-0002"},

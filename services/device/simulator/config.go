@@ -190,6 +190,39 @@ func LoadCredentials(path string) ([]Credential, error) {
 	return creds, nil
 }
 
+// SaveCredentials writes creds to a new file at path in the format
+// LoadCredentials reads (JSON when the name ends in .json, otherwise CSV
+// with a header row), readable by its owner only: the secrets cannot be
+// read from the platform again. It refuses to overwrite an existing file.
+func SaveCredentials(path string, creds []Credential) (err error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("credentials: %w", err)
+	}
+	defer func() {
+		if cerr := f.Close(); err == nil && cerr != nil {
+			err = fmt.Errorf("credentials %s: %w", path, cerr)
+		}
+	}()
+	if strings.EqualFold(filepath.Ext(path), ".json") {
+		enc := json.NewEncoder(f)
+		enc.SetIndent("", "  ")
+		err = enc.Encode(creds)
+	} else {
+		cw := csv.NewWriter(f)
+		_ = cw.Write([]string{"id", "secret", "serial", "model"})
+		for _, c := range creds {
+			_ = cw.Write([]string{c.ID, c.Secret, c.Serial, c.Model})
+		}
+		cw.Flush()
+		err = cw.Error()
+	}
+	if err != nil {
+		return fmt.Errorf("credentials %s: %w", path, err)
+	}
+	return nil
+}
+
 // readJSON decodes a JSON array of credentials or {"devices": [...]}.
 func readJSON(r io.Reader) ([]Credential, error) {
 	var raw json.RawMessage

@@ -410,3 +410,37 @@ func TestLoadCredentials(t *testing.T) {
 		t.Error("CSV without id/secret columns accepted")
 	}
 }
+
+// TestSaveCredentials writes credentials in each format, reads them back
+// with LoadCredentials, and checks a second save never overwrites the
+// secrets of the first.
+func TestSaveCredentials(t *testing.T) {
+	t.Parallel()
+	want := []simulator.Credential{{ID: "a", Secret: "x,\"y", Serial: "S1", Model: "TH"}, {ID: "b", Secret: "z"}}
+	dir := t.TempDir()
+	for _, name := range []string{"creds.json", "creds.csv", "creds"} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			p := filepath.Join(dir, name)
+			if err := simulator.SaveCredentials(p, want); err != nil {
+				t.Fatal(err)
+			}
+			got, err := simulator.LoadCredentials(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Errorf("read back %v, want %v", got, want)
+			}
+			if fi, err := os.Stat(p); err != nil || fi.Mode().Perm() != 0o600 {
+				t.Errorf("file mode: %v %v, want 0600", fi.Mode(), err)
+			}
+			if err := simulator.SaveCredentials(p, want[:1]); err == nil {
+				t.Error("overwrote an existing credentials file")
+			}
+			if got, _ := simulator.LoadCredentials(p); len(got) != len(want) {
+				t.Errorf("after a refused save the file holds %d devices, want %d", len(got), len(want))
+			}
+		})
+	}
+}
