@@ -23,6 +23,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/comfortech/platform/libs/web"
 	devicev1 "github.com/comfortech/platform/proto/comfortech/device/v1"
 	"github.com/comfortech/platform/services/device/internal/app"
 	"github.com/comfortech/platform/services/device/simulator"
@@ -166,17 +167,11 @@ func (c *Client) call(ctx context.Context, url string, req, resp proto.Message) 
 	return nil
 }
 
-// envelope is the gateways' answer.
+// envelope is the gateways' answer (see package web).
 type envelope struct {
 	Success bool            `json:"success"`
 	Data    json.RawMessage `json:"data"`
-	Error   *struct {
-		Code    string `json:"code"`
-		Message string `json:"message"`
-		Details []struct {
-			Field string `json:"field"`
-		} `json:"details"`
-	} `json:"error"`
+	Error   *web.ErrorBody  `json:"error"`
 }
 
 // post sends body as JSON to url, with token as bearer when set, and
