@@ -1,6 +1,7 @@
 package allinone_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"testing"
@@ -57,6 +58,21 @@ func TestAdminFleetAPI(t *testing.T) {
 	authAPI := call{t, "http://" + p.Addr("auth-gateway", "http")}
 	adminAPI := call{t, "http://" + p.Addr("admin-gateway", "http")}
 	admin := adminToken(t, p, authAPI)
+
+	// The gateway is ready only while the device service behind it is.
+	resp, err := http.Get("http://" + p.Addr("admin-gateway", "ops") + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ready struct {
+		Ready  bool              `json:"ready"`
+		Checks map[string]string `json:"checks"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&ready)
+	_ = resp.Body.Close()
+	if err != nil || !ready.Ready || ready.Checks["device"] != "ok" {
+		t.Fatalf("admin gateway readiness: %+v (%v), want the device service checked", ready, err)
+	}
 	stamp := time.Now().UnixNano() % 1_000_000
 	user := authAPI.tokens("/v1/auth/register", map[string]string{"phone": fmt.Sprintf("+7955%06d1", stamp), "password": "Comfort-2026"}).AccessToken
 
