@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/comfortech/platform/libs/process"
@@ -124,5 +125,41 @@ func TestProcess(t *testing.T) {
 	case <-stopped:
 	default:
 		t.Fatal("OnStop hook not run")
+	}
+}
+
+// TestDial checks that a part is ready only while the service it dials
+// answers that it is serving.
+func TestDial(t *testing.T) {
+	t.Parallel()
+	l := listen(t)
+	hs := health.NewServer()
+	srv := grpc.NewServer()
+	healthpb.RegisterHealthServer(srv, hs)
+	go func() { _ = srv.Serve(l) }()
+	defer srv.Stop()
+
+	p := process.New("gateway", zap.NewNop(), process.Config{})
+	conn, err := p.Dial("upstream", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	for _, c := range []struct {
+		status    healthpb.HealthCheckResponse_ServingStatus
+		wantReady bool
+	}{
+		{healthpb.HealthCheckResponse_NOT_SERVING, false},
+		{healthpb.HealthCheckResponse_SERVING, true},
+	} {
+		hs.SetServingStatus("", c.status)
+		r := p.Health.Evaluate(t.Context())
+		if r.Ready != c.wantReady || (r.Checks["upstream"] == "ok") != c.wantReady {
+			t.Errorf("upstream %s: %+v, want ready %v", c.status, r, c.wantReady)
+		}
+	}
+	srv.Stop()
+	if r := p.Health.Evaluate(t.Context()); r.Ready {
+		t.Errorf("ready with the upstream gone: %+v", r)
 	}
 }
