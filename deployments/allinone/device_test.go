@@ -29,7 +29,7 @@ type mqttDevice interface {
 	// timeout for the first message. Nothing may be published between the
 	// two calls: the command-line clients share the device's client id, so
 	// a publish would take the session over.
-	receive(filter string, timeout time.Duration) (wait func() (topic, payload string, err error), err error)
+	receive(filter string, timeout time.Duration) (wait func() (message, error), err error)
 	// dropAbruptly closes the device's connection without DISCONNECT, so
 	// that the broker publishes the last will: "offline", retained.
 	dropAbruptly() error
@@ -37,6 +37,13 @@ type mqttDevice interface {
 	// broker refused the connection as not authorised, with what the
 	// client said.
 	refused(secret string) (bool, string)
+}
+
+// message is one MQTT message a device received.
+type message struct {
+	topic, payload string
+	// retained says the broker sent it from its retained store.
+	retained bool
 }
 
 // pahoDevice is a device on one held paho connection, with its last will
@@ -81,7 +88,7 @@ func (d *pahoDevice) publish(topic, payload string, retained bool) error {
 	return tok.Error()
 }
 
-func (d *pahoDevice) receive(filter string, timeout time.Duration) (func() (string, string, error), error) {
+func (d *pahoDevice) receive(filter string, timeout time.Duration) (func() (message, error), error) {
 	got := make(chan paho.Message, 1)
 	tok := d.client.Subscribe(filter, 1, func(_ paho.Client, m paho.Message) {
 		select {
@@ -92,13 +99,13 @@ func (d *pahoDevice) receive(filter string, timeout time.Duration) (func() (stri
 	if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 		return nil, fmt.Errorf("subscribe %s: %v", filter, tok.Error())
 	}
-	return func() (string, string, error) {
+	return func() (message, error) {
 		defer func() { d.client.Unsubscribe(filter).WaitTimeout(5 * time.Second) }()
 		select {
 		case m := <-got:
-			return m.Topic(), string(m.Payload()), nil
+			return message{topic: m.Topic(), payload: string(m.Payload()), retained: m.Retained()}, nil
 		case <-time.After(timeout):
-			return "", "", fmt.Errorf("nothing on %s within %s", filter, timeout)
+			return message{}, fmt.Errorf("nothing on %s within %s", filter, timeout)
 		}
 	}, nil
 }
@@ -174,22 +181,21 @@ func (d *cliDevice) publish(topic, payload string, retained bool) error {
 	return err
 }
 
-func (d *cliDevice) receive(filter string, timeout time.Duration) (func() (string, string, error), error) {
+func (d *cliDevice) receive(filter string, timeout time.Duration) (func() (message, error), error) {
 	sub, err := d.subscribe(filter, "-C", "1")
 	if err != nil {
 		return nil, err
 	}
-	return func() (string, string, error) {
+	return func() (message, error) {
 		defer sub.stop()
 		select {
-		case line, ok := <-sub.messages:
+		case m, ok := <-sub.messages:
 			if !ok {
-				return "", "", fmt.Errorf("mosquitto_sub %s ended: %s", filter, sub.output())
+				return message{}, fmt.Errorf("mosquitto_sub %s ended: %s", filter, sub.output())
 			}
-			topic, payload, _ := strings.Cut(line, " ")
-			return topic, payload, nil
+			return m, nil
 		case <-time.After(timeout):
-			return "", "", fmt.Errorf("nothing on %s within %s: %s", filter, timeout, sub.output())
+			return message{}, fmt.Errorf("nothing on %s within %s: %s", filter, timeout, sub.output())
 		}
 	}, nil
 }
@@ -208,8 +214,8 @@ func (d *cliDevice) dropAbruptly() error {
 // cliSub is a running mosquitto_sub.
 type cliSub struct {
 	cmd *exec.Cmd
-	// messages receives each message as "topic payload".
-	messages chan string
+	// messages receives each message.
+	messages chan message
 	mu       sync.Mutex
 	lines    []string
 }
@@ -218,7 +224,7 @@ type cliSub struct {
 // returns once the broker has granted the subscription, which -d prints:
 // from then on no message on filter is missed.
 func (d *cliDevice) subscribe(filter string, more ...string) (*cliSub, error) {
-	s := &cliSub{messages: make(chan string, 16)}
+	s := &cliSub{messages: make(chan message, 16)}
 	// stdbuf: mosquitto_sub flushes its output after messages but not
 	// after the -d lines, which a pipe would otherwise hold back. It execs
 	// mosquitto_sub, so killing it kills the client.
@@ -236,6 +242,7 @@ func (d *cliDevice) subscribe(filter string, more ...string) (*cliSub, error) {
 	go func() {
 		defer close(s.messages)
 		sc := bufio.NewScanner(stdout)
+		retained := false
 		for sc.Scan() {
 			line := sc.Text()
 			s.mu.Lock()
@@ -245,8 +252,13 @@ func (d *cliDevice) subscribe(filter string, more ...string) (*cliSub, error) {
 			case strings.HasPrefix(line, "Subscribed (mid: "):
 				_, qos, _ := strings.Cut(line, "): ")
 				granted <- qos
+			case strings.Contains(line, " received PUBLISH ("):
+				// -d: "Client x received PUBLISH (d0, q1, r1, m1, 'topic', ...)";
+				// -v prints the message on the next line.
+				retained = strings.Contains(line, ", r1, ")
 			case strings.HasPrefix(line, "devices/"):
-				s.messages <- line
+				topic, payload, _ := strings.Cut(line, " ")
+				s.messages <- message{topic: topic, payload: payload, retained: retained}
 			}
 		}
 	}()
@@ -355,10 +367,11 @@ func deviceLife(t *testing.T, api call, owner string, dev mqttDevice, id, secret
 		t.Fatalf("send command: %d %+v", code, env.Error)
 	}
 	cid := decode[struct{ Command struct{ ID string } }](t, env).Command.ID
-	topic, payload, err := wait()
+	m, err := wait()
 	if err != nil {
 		t.Fatal(err)
 	}
+	topic, payload := m.topic, m.payload
 	var cmd struct {
 		Name   string         `json:"name"`
 		Params map[string]any `json:"params"`
@@ -389,12 +402,12 @@ func deviceLife(t *testing.T, api call, owner string, dev mqttDevice, id, secret
 		if err != nil {
 			return false, err.Error()
 		}
-		_, payload, err := wait()
+		m, err := wait()
 		var doc map[string]any
-		if err != nil || json.Unmarshal([]byte(payload), &doc) != nil {
-			return false, fmt.Sprint(payload, err)
+		if err != nil || json.Unmarshal([]byte(m.payload), &doc) != nil {
+			return false, fmt.Sprint(m, err)
 		}
-		return doc["target_temperature"] == 22.5 && doc["version"] == 1.0, payload
+		return m.retained && doc["target_temperature"] == 22.5 && doc["version"] == 1.0, fmt.Sprint(m)
 	})
 
 	if err := dev.dropAbruptly(); err != nil {
@@ -525,7 +538,7 @@ func isolation(t *testing.T, broker, serviceUser, servicePassword string, api ca
 	if code != http.StatusOK {
 		t.Fatalf("command: %d %+v", code, env.Error)
 	}
-	if _, _, err := wait(); err != nil {
+	if _, err := wait(); err != nil {
 		t.Fatalf("the victim's command: %v", err)
 	}
 	code, env = api.do(http.MethodPatch, "/v1/devices/"+victim.DeviceID+"/state", owner, map[string]any{"desired": map[string]any{"mode": "away"}})
