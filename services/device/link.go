@@ -38,7 +38,10 @@ import (
 // producer closes.
 func startLink(ctx context.Context, cfg Config, p *process.Process, store app.Store, dataConn grpc.ClientConnInterface,
 	owners app.OwnerStore, cmds *app.Commands, history *app.PresenceHistory, port *commandPort, log *zap.Logger) error {
-	kcfg := kafka.Config{Brokers: cfg.KafkaBrokers, ClientID: "device-service", DialTimeout: 5 * time.Second}
+	// The ingester sends its batches whole: a long linger would only add
+	// latency.
+	kcfg := kafka.Config{Brokers: cfg.KafkaBrokers, ClientID: "device-service", DialTimeout: 5 * time.Second,
+		Linger: time.Millisecond}
 	km, err := kafka.NewMetrics(p.Metrics)
 	if err != nil {
 		return fmt.Errorf("device: %w", err)

@@ -120,6 +120,7 @@ type Ingester struct {
 	flushed  prometheus.Counter
 	retries  prometheus.Counter
 	batches  prometheus.Histogram
+	handover prometheus.Histogram
 }
 
 // New returns an Ingester that publishes with pub.
@@ -148,9 +149,12 @@ func New(pub Publisher, cfg Config) (*Ingester, error) {
 			Help: "Failed publishes to Kafka retried."}),
 		batches: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "comfort_device_telemetry_batch_messages",
 			Help: "MQTT messages per flush to Kafka.", Buckets: prometheus.ExponentialBuckets(1, 4, 7)}),
+		handover: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "comfort_device_telemetry_handover_seconds",
+			Help:    "Time from receiving a telemetry message to its acknowledgement, once in Kafka.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}),
 	}
 	if cfg.Metrics != nil {
-		for _, c := range []prometheus.Collector{in.rejected, in.deferred, in.accepted, in.flushed, in.retries, in.batches} {
+		for _, c := range []prometheus.Collector{in.rejected, in.deferred, in.accepted, in.flushed, in.retries, in.batches, in.handover} {
 			if err := cfg.Metrics.Register(c); err != nil {
 				return nil, fmt.Errorf("ingest: metrics: %w", err)
 			}
@@ -315,8 +319,10 @@ func (in *Ingester) flush(ctx context.Context, batch []item) {
 		case <-time.After(b.NextBackOff()):
 		}
 	}
+	now := time.Now()
 	for _, it := range batch {
 		it.ack()
+		in.handover.Observe(now.Sub(it.received).Seconds())
 	}
 	in.flushed.Add(float64(samples))
 }
