@@ -19,8 +19,10 @@ import (
 )
 
 // TestTelemetryDataServiceOutage: the data service goes away for a few
-// seconds while a device publishes telemetry; once it is back, every
-// sample the broker accepted is in it.
+// seconds while a device publishes telemetry and reports its state.
+// Telemetry keeps reaching Kafka meanwhile (the state report waiting for
+// the data service does not hold it up); once the data service is back,
+// every sample the broker accepted and the reported state are in it.
 func TestTelemetryDataServiceOutage(t *testing.T) {
 	t.Parallel()
 	s := start(t, nil)
@@ -44,8 +46,12 @@ func TestTelemetryDataServiceOutage(t *testing.T) {
 	}
 	send(50)
 	s.data.stop()
+	publish(t, raw, "devices/"+devs[0].ID+"/state/reported", []byte(`{"mode":"eco"}`))
 	for down := time.Now(); time.Since(down) < 3*time.Second; {
 		send(1)
+	}
+	if !hasSeq(t, s, int64(seq)) {
+		t.Errorf("sample %d, sent while the data service is away, is not in device.telemetry", seq)
 	}
 	s.data.restart()
 	send(50)
@@ -65,6 +71,11 @@ func TestTelemetryDataServiceOutage(t *testing.T) {
 			got[p.GetSeq()] = true
 		}
 		return len(got) == total
+	})
+	eventually(t, "the state reported during the outage", 60*time.Second, func() bool {
+		r, err := datav1.NewDeviceStateServiceClient(s.dataConn).GetDeviceState(ownerCtx,
+			&datav1.GetDeviceStateRequest{DeviceId: devs[0].ID})
+		return err == nil && r.GetState().GetReported().GetState().GetFields()["mode"].GetStringValue() == "eco"
 	})
 	for i := int64(1); i <= int64(total); i++ {
 		if !got[i] {
@@ -178,6 +189,27 @@ func TestBrokerRestart(t *testing.T) {
 	}
 	t.Logf("%d samples acknowledged by the broker: all in Kafka but %d published while the service was not subscribed yet",
 		len(acked), gap)
+}
+
+// hasSeq says whether device.telemetry holds a sample numbered seq,
+// waiting a few seconds for it.
+func hasSeq(t *testing.T, s *stack, seq int64) bool {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		n := int(kafkatest.EndOffset(t, s.brokers, "device.telemetry"))
+		for _, msg := range kafkatest.ReadTopic(t, s.brokers, "device.telemetry", n, 5*time.Second) {
+			var e eventsv1.TelemetryReported
+			if _, err := kafka.DecodeEvent(&msg, &e); err != nil {
+				t.Fatal(err)
+			}
+			for _, smp := range e.GetSamples() {
+				if smp.GetSeq() == seq {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }
 
 // ready says whether the ops listener at addr answers /readyz with 200.

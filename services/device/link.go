@@ -127,14 +127,46 @@ func startLink(ctx context.Context, cfg Config, p *process.Process, store app.St
 		defer tracker.Close()
 		port.tracker.Store(tracker)
 		defer port.tracker.Store(nil)
+		// State reports go to the data service one at a time, in the order
+		// they came, off the link's delivery goroutine: a slow or absent
+		// data service delays them (each acknowledged once stored or given
+		// up) without stalling telemetry.
+		redeliver := func() {
+			if l := link.Load(); l != nil {
+				l.Redeliver(time.Second)
+			}
+		}
+		reports := make(chan mqttlink.Message, stateReportQueue)
+		reportsDone := make(chan struct{})
+		go func() {
+			defer close(reportsDone)
+			for m := range reports {
+				switch {
+				case reportState(ingCtx, data, m, log):
+					m.Ack()
+				case ingCtx.Err() == nil:
+					redeliver()
+				}
+			}
+		}()
+		// At shutdown the reports still queued are left to the broker.
+		defer func() { close(reports); stopHandlers(); <-reportsDone }()
 		handle := func(m mqttlink.Message) {
-			if m.Kind == mqttlink.KindTelemetry {
+			switch m.Kind {
+			case mqttlink.KindTelemetry:
 				// Acknowledged by the ingester once in Kafka; left to the
 				// broker when the buffer stays full.
 				if !ing.Handle(flushCtx, m.DeviceID, m.Topic, m.Payload, m.Received, m.Ack) {
-					if l := link.Load(); l != nil {
-						l.Redeliver(time.Second)
-					}
+					redeliver()
+				}
+				return
+			case mqttlink.KindReported:
+				select {
+				case reports <- m:
+				default:
+					log.Warn("state report queue full (data service unavailable?): left to the broker to deliver again",
+						zap.String("device_id", m.DeviceID))
+					redeliver()
 				}
 				return
 			}
@@ -142,8 +174,6 @@ func startLink(ctx context.Context, cfg Config, p *process.Process, store app.St
 			switch m.Kind {
 			case mqttlink.KindStatus:
 				tracker.Handle(m.DeviceID, m.Payload, m.Received)
-			case mqttlink.KindReported:
-				reportState(ingCtx, data, m, log)
 			case mqttlink.KindEvent:
 				alarms.Handle(ingCtx, m.DeviceID, m.Payload)
 			case mqttlink.KindCommandResult:
@@ -199,25 +229,30 @@ func startLink(ctx context.Context, cfg Config, p *process.Process, store app.St
 	return nil
 }
 
+// stateReportQueue bounds the state reports waiting for the data service.
+const stateReportQueue = 1024
+
 // maxReported bounds a reported-state document, like the data service's
 // documents.
 const maxReported = 64 << 10
 
 // reportState hands a device's state/reported document to the data
-// service, which merges it, versions it and emits DeviceStateReported.
-// A document that is not a JSON object is refused with a warning: the
-// device is told nothing over MQTT 3.1.1, so the log and the metric are
-// where an operator sees it.
-func reportState(ctx context.Context, data *dataclient.Reports, m mqttlink.Message, log *zap.Logger) {
+// service, which merges it, versions it and emits DeviceStateReported,
+// and reports whether the message is done with: stored, or refused for
+// good. A document that is not a JSON object is refused with a warning:
+// the device is told nothing over MQTT 3.1.1, so the log is where an
+// operator sees it. While the data service is unreachable it retries for
+// up to 30 s, then reports false (the message stays unacknowledged).
+func reportState(ctx context.Context, data *dataclient.Reports, m mqttlink.Message, log *zap.Logger) bool {
 	var doc map[string]any
 	if len(m.Payload) > maxReported || json.Unmarshal(m.Payload, &doc) != nil || len(doc) == 0 {
 		log.Warn("state/reported refused: not a JSON object of at most 64 KiB", zap.String("device_id", m.DeviceID), zap.Int("bytes", len(m.Payload)))
-		return
+		return true
 	}
 	reported, err := structpb.NewStruct(doc)
 	if err != nil {
 		log.Warn("state/reported refused", zap.String("device_id", m.DeviceID), zap.Error(err))
-		return
+		return true
 	}
 	_, err = backoff.Retry(ctx, func() (struct{}, error) {
 		callCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -231,9 +266,16 @@ func reportState(ctx context.Context, data *dataclient.Reports, m mqttlink.Messa
 		}
 		return struct{}{}, err
 	}, backoff.WithMaxTries(5), backoff.WithMaxElapsedTime(30*time.Second))
-	if err != nil {
-		log.Warn("state/reported not stored", zap.String("device_id", m.DeviceID), zap.Error(err))
+	switch {
+	case err == nil:
+		return true
+	case errors.As(err, new(*backoff.PermanentError)) || status.Code(err) == codes.NotFound ||
+		status.Code(err) == codes.InvalidArgument || status.Code(err) == codes.PermissionDenied:
+		log.Warn("state/reported refused by the data service", zap.String("device_id", m.DeviceID), zap.Error(err))
+		return true
 	}
+	log.Warn("state/reported not stored yet; left to the broker to deliver again", zap.String("device_id", m.DeviceID), zap.Error(err))
+	return false
 }
 
 // modelCache returns the model of a device from its credentials,
