@@ -8,6 +8,7 @@
 package kafka
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"time"
@@ -84,33 +85,33 @@ func NewSaramaConfig(c Config) (*sarama.Config, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	version, err := sarama.ParseKafkaVersion(orDefault(c.Version, DefaultVersion))
+	version, err := sarama.ParseKafkaVersion(cmp.Or(c.Version, DefaultVersion))
 	if err != nil {
 		return nil, fmt.Errorf("kafka: version: %w", err)
 	}
 
 	sc := sarama.NewConfig()
-	sc.ClientID = orDefault(c.ClientID, "comfortech")
+	sc.ClientID = cmp.Or(c.ClientID, "comfortech")
 	sc.Version = version
-	sc.Net.DialTimeout = orDefault(c.DialTimeout, 10*time.Second)
-	sc.Metadata.Retry.Max = orDefault(c.MetadataRetries, 3)
-	sc.Metadata.Retry.Backoff = orDefault(c.RetryBackoff, 100*time.Millisecond)
+	sc.Net.DialTimeout = cmp.Or(c.DialTimeout, 10*time.Second)
+	sc.Metadata.Retry.Max = cmp.Or(c.MetadataRetries, 3)
+	sc.Metadata.Retry.Backoff = cmp.Or(c.RetryBackoff, 100*time.Millisecond)
 
 	// Idempotence needs acks=all, at least one retry and a single in-flight
 	// request per connection; sarama rejects the config otherwise.
 	sc.Producer.Idempotent = true
 	sc.Producer.RequiredAcks = sarama.WaitForAll
 	sc.Net.MaxOpenRequests = 1
-	sc.Producer.Retry.Max = orDefault(c.ProduceRetries, 10)
-	sc.Producer.Retry.Backoff = orDefault(c.RetryBackoff, 100*time.Millisecond)
-	sc.Producer.Flush.Frequency = orDefault(c.Linger, 5*time.Millisecond)
+	sc.Producer.Retry.Max = cmp.Or(c.ProduceRetries, 10)
+	sc.Producer.Retry.Backoff = cmp.Or(c.RetryBackoff, 100*time.Millisecond)
+	sc.Producer.Flush.Frequency = cmp.Or(c.Linger, 5*time.Millisecond)
 	sc.Producer.Return.Successes = true
 	sc.Producer.Return.Errors = true
 
 	sc.Consumer.Return.Errors = true
 	sc.Consumer.Offsets.Initial = sarama.OffsetOldest
 	sc.Consumer.Offsets.AutoCommit.Enable = true
-	sc.Consumer.Offsets.AutoCommit.Interval = orDefault(c.CommitInterval, time.Second)
+	sc.Consumer.Offsets.AutoCommit.Interval = cmp.Or(c.CommitInterval, time.Second)
 
 	if c.Tune != nil {
 		c.Tune(sc)
@@ -119,12 +120,4 @@ func NewSaramaConfig(c Config) (*sarama.Config, error) {
 		return nil, fmt.Errorf("kafka: sarama config: %w", err)
 	}
 	return sc, nil
-}
-
-func orDefault[T comparable](v, def T) T {
-	var zero T
-	if v == zero {
-		return def
-	}
-	return v
 }

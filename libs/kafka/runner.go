@@ -1,6 +1,7 @@
 package kafka
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -128,10 +129,10 @@ func NewRunner(cfg Config, rc RunnerConfig, h Handler, log *zap.Logger, metrics 
 	case rc.MaxAttempts < 0 || rc.InitialBackoff < 0 || rc.MaxBackoff < 0 || rc.MaxBatch < 0:
 		return nil, errors.New("kafka: runner: negative attempts, backoff or batch size")
 	}
-	rc.MaxAttempts = orDefault(rc.MaxAttempts, 5)
-	rc.MaxBatch = orDefault(rc.MaxBatch, 256)
-	rc.InitialBackoff = orDefault(rc.InitialBackoff, 200*time.Millisecond)
-	rc.MaxBackoff = max(orDefault(rc.MaxBackoff, 5*time.Second), rc.InitialBackoff)
+	rc.MaxAttempts = cmp.Or(rc.MaxAttempts, 5)
+	rc.MaxBatch = cmp.Or(rc.MaxBatch, 256)
+	rc.InitialBackoff = cmp.Or(rc.InitialBackoff, 200*time.Millisecond)
+	rc.MaxBackoff = max(cmp.Or(rc.MaxBackoff, 5*time.Second), rc.InitialBackoff)
 	if log == nil {
 		log = zap.NewNop()
 	}

@@ -1,6 +1,7 @@
 package outbox
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -70,10 +71,10 @@ func NewRelay(db *sql.DB, pub Publisher, cfg RelayConfig, log *zap.Logger, reg p
 	if cfg.BatchSize < 0 || cfg.PollInterval < 0 || cfg.MinBackoff < 0 || cfg.MaxBackoff < 0 {
 		return nil, errors.New("outbox: negative batch size or interval")
 	}
-	cfg.BatchSize = orDefault(cfg.BatchSize, 500)
-	cfg.PollInterval = orDefault(cfg.PollInterval, 250*time.Millisecond)
-	cfg.MinBackoff = orDefault(cfg.MinBackoff, 100*time.Millisecond)
-	cfg.MaxBackoff = max(orDefault(cfg.MaxBackoff, 10*time.Second), cfg.MinBackoff)
+	cfg.BatchSize = cmp.Or(cfg.BatchSize, 500)
+	cfg.PollInterval = cmp.Or(cfg.PollInterval, 250*time.Millisecond)
+	cfg.MinBackoff = cmp.Or(cfg.MinBackoff, 100*time.Millisecond)
+	cfg.MaxBackoff = max(cmp.Or(cfg.MaxBackoff, 10*time.Second), cfg.MinBackoff)
 	metrics, err := newRelayMetrics(reg)
 	if err != nil {
 		return nil, err
@@ -310,14 +311,6 @@ func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error)
 		return c, fmt.Errorf("outbox: register metrics: %w", err)
 	}
 	return c, nil
-}
-
-func orDefault[T comparable](v, def T) T {
-	var zero T
-	if v == zero {
-		return def
-	}
-	return v
 }
 
 // sleep waits for d or until ctx ends; it reports whether d elapsed.

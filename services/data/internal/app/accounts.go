@@ -1,6 +1,7 @@
 package app
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"regexp"
@@ -40,7 +41,7 @@ func (a *App) CreateAccount(ctx context.Context, n NewAccount) (Account, bool, e
 	}
 	now := a.clock()
 	acc := Account{ID: n.ID, Phone: n.Phone, Name: n.Name, Email: n.Email,
-		Locale: orDefault(n.Locale, defaultLocale), Timezone: orDefault(n.Timezone, defaultTimezone),
+		Locale: cmp.Or(n.Locale, defaultLocale), Timezone: cmp.Or(n.Timezone, defaultTimezone),
 		CreatedAt: now, UpdatedAt: now}
 	created := false
 	err := a.inTx(ctx, func(tx Tx) error {
@@ -190,11 +191,4 @@ func (a *App) DeleteAccount(ctx context.Context, id string) error {
 		})
 	}
 	return nil
-}
-
-func orDefault(v, def string) string {
-	if v == "" {
-		return def
-	}
-	return v
 }

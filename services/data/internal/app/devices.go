@@ -1,6 +1,7 @@
 package app
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -273,12 +274,12 @@ func (a *App) ClaimDevice(ctx context.Context, accountID string, c Claim) (Devic
 		switch {
 		case err == nil:
 			defaults = m.DefaultAlertRules
-			name = orDefault(name, m.Title)
+			name = cmp.Or(name, m.Title)
 		case !errors.Is(err, ErrNotFound):
 			return err
 		}
 		now := a.clock()
-		d.OwnerID, d.Name, d.HomeID, d.RoomID = accountID, orDefault(name, d.Serial), c.HomeID, c.RoomID
+		d.OwnerID, d.Name, d.HomeID, d.RoomID = accountID, cmp.Or(name, d.Serial), c.HomeID, c.RoomID
 		d.ClaimedAt, d.UpdatedAt = now, now
 		ok, err := tx.ClaimDevice(ctx, d)
 		if err != nil {

@@ -19,6 +19,7 @@
 package ingest
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -128,10 +129,10 @@ func New(pub Publisher, cfg Config) (*Ingester, error) {
 	if cfg.BatchWait < 0 || cfg.MaxPayload < 0 || cfg.BatchSize < 0 || cfg.Buffer < 0 || cfg.EnqueueWait < 0 {
 		return nil, errors.New("ingest: negative size or duration")
 	}
-	cfg.MaxPayload = orDefault(cfg.MaxPayload, 64<<10)
-	cfg.BatchSize = orDefault(cfg.BatchSize, 500)
-	cfg.Buffer = orDefault(cfg.Buffer, 20_000)
-	cfg.EnqueueWait = orDefault(cfg.EnqueueWait, 5*time.Second)
+	cfg.MaxPayload = cmp.Or(cfg.MaxPayload, 64<<10)
+	cfg.BatchSize = cmp.Or(cfg.BatchSize, 500)
+	cfg.Buffer = cmp.Or(cfg.Buffer, 20_000)
+	cfg.EnqueueWait = cmp.Or(cfg.EnqueueWait, 5*time.Second)
 	if cfg.Log == nil {
 		cfg.Log = zap.NewNop()
 	}
@@ -381,12 +382,4 @@ func (in *Ingester) messages(ctx context.Context, batch []item) ([]kafka.Message
 		}
 	}
 	return msgs, samples
-}
-
-func orDefault[T comparable](v, def T) T {
-	var zero T
-	if v == zero {
-		return def
-	}
-	return v
 }
