@@ -706,3 +706,38 @@ func TestBatchHandlerWithFallback(t *testing.T) {
 		}
 	}
 }
+
+// TestSendPipelines: batches sent one after the other without waiting are
+// all acknowledged, and a key's messages keep their order across them.
+func TestSendPipelines(t *testing.T) {
+	t.Parallel()
+	const topic = "pipelined"
+	c := kafkatest.NewCluster(t, kfake.SeedTopics(1, topic))
+	p := newProducer(t, kafkatest.Config(c.ListenAddrs()), nil)
+	ctx := context.Background()
+	var pending []*kafka.Pending
+	for b := range 5 {
+		msgs := make([]kafka.Message, 20)
+		for i := range msgs {
+			msgs[i] = kafka.Message{Topic: topic, Key: []byte("device-1"), Value: []byte(strconv.Itoa(b*20 + i))}
+		}
+		pd, err := p.Send(ctx, msgs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pending = append(pending, pd)
+	}
+	for _, pd := range pending {
+		if err := pd.Wait(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, m := range kafkatest.ReadTopic(t, c.ListenAddrs(), topic, 100, 10*time.Second) {
+		if string(m.Value) != strconv.Itoa(i) {
+			t.Fatalf("message %d is %s: out of order", i, m.Value)
+		}
+	}
+	if pd, err := p.Send(ctx, nil); err != nil || pd.Wait(ctx) != nil {
+		t.Errorf("empty send: %v", err)
+	}
+}

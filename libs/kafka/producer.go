@@ -97,32 +97,58 @@ func (p *Producer) Publish(ctx context.Context, m Message) error {
 // be made or ctx ends, it returns that error and delivery is unknown for
 // messages already handed to sarama.
 func (p *Producer) PublishBatch(ctx context.Context, msgs []Message) error {
-	if len(msgs) == 0 {
-		return nil
-	}
-	for i := range msgs {
-		if msgs[i].Topic == "" {
-			return fmt.Errorf("kafka: publish: message %d has no topic", i)
-		}
-	}
-	ap, err := p.producer()
+	pd, err := p.Send(ctx, msgs)
 	if err != nil {
 		return err
 	}
-	b := &batch{errs: make([]error, len(msgs)), done: make(chan struct{})}
-	b.pending.Store(int64(len(msgs)))
+	return pd.Wait(ctx)
+}
 
-	if err := p.enqueue(ctx, ap, b, msgs); err != nil {
-		return err
+// Pending is a batch handed to the producer by Send.
+type Pending struct {
+	b *batch
+}
+
+// Send hands msgs to the producer and returns without waiting for the
+// brokers, so a caller can send the next batch while this one is in
+// flight; Wait on the result tells how it went. Messages with the same
+// key keep their relative order, across calls too. It fails when the
+// connection cannot be made or ctx ends while handing the messages over
+// (delivery is then unknown for those already handed over).
+func (p *Producer) Send(ctx context.Context, msgs []Message) (*Pending, error) {
+	for i := range msgs {
+		if msgs[i].Topic == "" {
+			return nil, fmt.Errorf("kafka: publish: message %d has no topic", i)
+		}
 	}
+	b := &batch{errs: make([]error, len(msgs)), done: make(chan struct{})}
+	if len(msgs) == 0 {
+		close(b.done)
+		return &Pending{b: b}, nil
+	}
+	ap, err := p.producer()
+	if err != nil {
+		return nil, err
+	}
+	b.pending.Store(int64(len(msgs)))
+	if err := p.enqueue(ctx, ap, b, msgs); err != nil {
+		return nil, err
+	}
+	return &Pending{b: b}, nil
+}
+
+// Wait waits until every message of the batch was acknowledged or failed:
+// nil, or a *BatchError telling which failed. When ctx ends first it
+// returns ctx's error; the messages may still be delivered.
+func (pd *Pending) Wait(ctx context.Context) error {
 	select {
-	case <-b.done:
+	case <-pd.b.done:
 	case <-ctx.Done():
 		return fmt.Errorf("kafka: publish: waiting for acks: %w", ctx.Err())
 	}
-	for _, err := range b.errs {
+	for _, err := range pd.b.errs {
 		if err != nil {
-			return &BatchError{Errs: b.errs}
+			return &BatchError{Errs: pd.b.errs}
 		}
 	}
 	return nil

@@ -61,12 +61,21 @@ const (
 // an event stays far below Kafka's default 1 MB record limit.
 const MaxEventSamples = 1000
 
-// Publisher is what the ingester needs of a Kafka producer.
+// Publisher is what the ingester needs of a Kafka producer;
+// *kafka.Producer has it.
 type Publisher interface {
+	// Send hands messages over without waiting for the brokers.
+	Send(ctx context.Context, msgs []kafka.Message) (*kafka.Pending, error)
 	// PublishBatch sends messages and waits for every acknowledgement; a
 	// *kafka.BatchError tells which failed.
 	PublishBatch(ctx context.Context, msgs []kafka.Message) error
 }
+
+var _ Publisher = (*kafka.Producer)(nil)
+
+// maxInFlight bounds the batches handed to Kafka and not yet acknowledged:
+// the next batch goes out while the previous ones wait for the brokers.
+const maxInFlight = 4
 
 // Config tunes an Ingester.
 type Config struct {
@@ -223,22 +232,60 @@ func deadLetter(deviceID, topic string, payload []byte, re *RejectError) *kafka.
 	return m
 }
 
-// Run flushes the buffer until ctx ends, then flushes what is left for a
-// few seconds at most; what is still buffered then stays unacknowledged,
-// for the broker to deliver again.
+// Run sends the buffer to Kafka in batches until ctx ends, then sends
+// what is left and waits a few seconds at most for the acknowledgements;
+// what is not acknowledged by then stays with the broker, which delivers
+// it again.
 func (in *Ingester) Run(ctx context.Context) error {
-	batch := make([]item, 0, in.cfg.BatchSize)
+	// Acknowledging outlives ctx by the drain's few seconds.
+	ackCtx, cancelAck := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelAck()
+	inflight := make(chan sent, maxInFlight-1)
+	acked := make(chan struct{})
+	go func() { defer close(acked); in.acknowledge(ackCtx, inflight) }()
 	for {
+		var first item
 		select {
-		case it := <-in.buf:
-			batch = append(batch[:0], it)
+		case first = <-in.buf:
 		case <-ctx.Done():
-			in.drain()
+			// Send what is buffered, then give the brokers a few seconds.
+			stop := time.AfterFunc(5*time.Second, cancelAck)
+			defer stop.Stop()
+			for batch := in.fill(ackCtx, nil); len(batch) > 0 && ackCtx.Err() == nil; batch = in.fill(ackCtx, nil) {
+				select {
+				case inflight <- in.send(ackCtx, batch):
+				case <-ackCtx.Done():
+				}
+			}
+			close(inflight)
+			<-acked
 			return nil
 		}
-		batch = in.fill(ctx, batch)
-		in.flush(ctx, batch)
+		batch := make([]item, 1, in.cfg.BatchSize)
+		batch[0] = first
+		select {
+		case inflight <- in.send(ctx, in.fill(ctx, batch)):
+		case <-ctx.Done():
+			// Left unacknowledged, for the broker to deliver again.
+		}
 	}
+}
+
+// sent is a batch handed to Kafka.
+type sent struct {
+	batch   []item
+	msgs    []kafka.Message
+	samples int
+	pending *kafka.Pending
+	err     error // the hand-over itself failed
+}
+
+// send hands a batch to Kafka.
+func (in *Ingester) send(ctx context.Context, batch []item) sent {
+	msgs, samples := in.messages(ctx, batch)
+	in.batches.Observe(float64(len(batch)))
+	pd, err := in.pub.Send(ctx, msgs)
+	return sent{batch: batch, msgs: msgs, samples: samples, pending: pd, err: err}
 }
 
 // fill adds to batch what is buffered, up to BatchSize, waiting at most
@@ -271,32 +318,37 @@ func (in *Ingester) fill(ctx context.Context, batch []item) []item {
 	return batch
 }
 
-// drain flushes what is buffered when the service stops.
-func (in *Ingester) drain() {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	for ctx.Err() == nil {
-		batch := in.fill(ctx, nil)
-		if len(batch) == 0 {
-			return
+// acknowledge waits for the batches in the order they were sent and
+// acknowledges their MQTT messages, in the order they came, once Kafka has
+// them; a batch Kafka refused is published again, with backoff, before
+// any later one is acknowledged. When ctx ends, what is left stays
+// unacknowledged.
+func (in *Ingester) acknowledge(ctx context.Context, inflight <-chan sent) {
+	for s := range inflight {
+		err := s.err
+		if err == nil {
+			err = s.pending.Wait(ctx)
 		}
-		in.flush(ctx, batch)
+		if err != nil && !in.republish(ctx, s, err) {
+			continue
+		}
+		now := time.Now()
+		for _, it := range s.batch {
+			it.ack()
+			in.handover.Observe(now.Sub(it.received).Seconds())
+		}
+		in.flushed.Add(float64(s.samples))
 	}
 }
 
-// flush publishes one batch, retrying what Kafka refused with backoff
-// until it succeeds or ctx ends, then acknowledges its MQTT messages in
-// the order they came.
-func (in *Ingester) flush(ctx context.Context, batch []item) {
-	msgs, samples := in.messages(ctx, batch)
-	in.batches.Observe(float64(len(batch)))
+// republish publishes again what Kafka did not take of s (all of it when
+// the hand-over failed), with backoff, until it succeeds (true) or ctx
+// ends (false).
+func (in *Ingester) republish(ctx context.Context, s sent, err error) bool {
+	msgs := s.msgs
 	b := backoff.NewExponentialBackOff()
 	b.InitialInterval, b.MaxInterval = 100*time.Millisecond, 5*time.Second
 	for attempt := 1; ; attempt++ {
-		err := in.pub.PublishBatch(ctx, msgs)
-		if err == nil {
-			break
-		}
 		if be, ok := errors.AsType[*kafka.BatchError](err); ok {
 			// Only what failed goes again: the rest is in Kafka.
 			failed := msgs[:0:0]
@@ -310,22 +362,19 @@ func (in *Ingester) flush(ctx context.Context, batch []item) {
 		in.retries.Inc()
 		if attempt == 1 || attempt%10 == 0 {
 			in.cfg.Log.Warn("publishing telemetry to Kafka failed; retrying", zap.Int("attempt", attempt),
-				zap.Int("messages", len(batch)), zap.Error(err))
+				zap.Int("messages", len(s.batch)), zap.Error(err))
 		}
 		select {
 		case <-ctx.Done():
 			in.cfg.Log.Warn("telemetry batch left unacknowledged at shutdown; the broker will deliver it again",
-				zap.Int("messages", len(batch)))
-			return
+				zap.Int("messages", len(s.batch)))
+			return false
 		case <-time.After(b.NextBackOff()):
 		}
+		if err = in.pub.PublishBatch(ctx, msgs); err == nil {
+			return true
+		}
 	}
-	now := time.Now()
-	for _, it := range batch {
-		it.ack()
-		in.handover.Observe(now.Sub(it.received).Seconds())
-	}
-	in.flushed.Add(float64(samples))
 }
 
 // messages builds the Kafka messages of a batch: its dead letters, and
