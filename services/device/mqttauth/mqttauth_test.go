@@ -18,7 +18,6 @@ import (
 	"github.com/comfortech/platform/services/device/brokerclient"
 	"github.com/comfortech/platform/services/device/internal/app"
 	"github.com/comfortech/platform/services/device/internal/grpcapi"
-	"github.com/comfortech/platform/services/device/internal/secret"
 	"github.com/comfortech/platform/services/device/internal/store/sqlstore"
 	"github.com/comfortech/platform/services/device/internal/store/storetest"
 	"github.com/comfortech/platform/services/device/mqttauth"
@@ -43,7 +42,7 @@ type stack struct {
 func start(t *testing.T) *stack {
 	t.Helper()
 	st := sqlstore.New(storetest.OpenSQLite(t))
-	a := app.New(st, nopRegistry{}, app.Config{Hash: secret.Params{Memory: 64, Time: 1, Threads: 1}})
+	a := app.New(st, nopRegistry{}, app.Config{})
 	gl, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -37,10 +37,8 @@ var (
 
 // Config tunes App.
 type Config struct {
-	// Hash sets argon2id's cost; zero means secret.DefaultParams.
-	Hash secret.Params
 	// CacheTTL is how long a successful verification is remembered, so a
-	// reconnect storm costs no KDF work; zero means 30 s, negative disables
+	// reconnect storm costs no store lookups; zero means 30 s, negative disables
 	// the cache. It is also the cache lifetime advertised to brokers, and
 	// bounds how long another replica may still accept a revoked secret.
 	CacheTTL time.Duration
@@ -60,7 +58,6 @@ type App struct {
 	store    Store
 	registry Registry
 	broker   Broker
-	hash     secret.Params
 	clock    func() time.Time
 	log      *zap.Logger
 	cache    *verified
@@ -68,9 +65,6 @@ type App struct {
 
 // New returns the use cases over store and the data service's registry.
 func New(store Store, registry Registry, cfg Config) *App {
-	if cfg.Hash == (secret.Params{}) {
-		cfg.Hash = secret.DefaultParams
-	}
 	if cfg.CacheTTL == 0 {
 		cfg.CacheTTL = 30 * time.Second
 	}
@@ -86,7 +80,7 @@ func New(store Store, registry Registry, cfg Config) *App {
 	if cfg.Log == nil {
 		cfg.Log = zap.NewNop()
 	}
-	return &App{store: store, registry: registry, broker: cfg.Broker, hash: cfg.Hash, clock: cfg.Clock, log: cfg.Log,
+	return &App{store: store, registry: registry, broker: cfg.Broker, clock: cfg.Clock, log: cfg.Log,
 		cache: &verified{ttl: cfg.CacheTTL, max: cfg.CacheSize, m: map[string]verifiedEntry{}}}
 }
 
@@ -169,13 +163,9 @@ func (a *App) provision(ctx context.Context, rs []ProvisionRequest, field func(i
 		out[i] = p
 		creds[i] = Credential{DeviceID: p.DeviceID, Serial: p.Serial, Model: p.Model, CreatedAt: now, UpdatedAt: now}
 	}
-	// Hashing is the slow part of a big batch: spread it over the cores.
-	var g errgroup.Group
-	g.SetLimit(4)
 	for i := range creds {
-		g.Go(func() error { creds[i].SecretHash = secret.Hash(out[i].Secret, a.hash); return nil })
+		creds[i].SecretHash = secret.Hash(out[i].Secret)
 	}
-	_ = g.Wait()
 
 	if err := a.store.InsertCredentials(ctx, creds); err != nil {
 		if ie, ok := errors.AsType[*ItemError](err); ok && errors.Is(err, ErrConflict) {
@@ -187,7 +177,7 @@ func (a *App) provision(ctx context.Context, rs []ProvisionRequest, field func(i
 	// From here on a failure undoes everything: the rows, the registry
 	// entries and the broker accounts made so far.
 	done := make([]bool, len(rs))
-	g = errgroup.Group{}
+	var g errgroup.Group
 	g.SetLimit(8)
 	gctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -268,7 +258,7 @@ func (a *App) RotateSecret(ctx context.Context, deviceID string, grace time.Dura
 	} else {
 		c.OldSecretHash, c.OldSecretExpiresAt = "", time.Time{}
 	}
-	c.SecretHash, c.RevokedAt, c.UpdatedAt = secret.Hash(s, a.hash), time.Time{}, now
+	c.SecretHash, c.RevokedAt, c.UpdatedAt = secret.Hash(s), time.Time{}, now
 	if err := a.store.UpdateSecrets(ctx, c); err != nil {
 		return Rotated{}, err
 	}
@@ -446,7 +436,7 @@ func (v *verified) put(id string, digest [sha256.Size]byte, now, until time.Time
 	defer v.mu.Unlock()
 	if len(v.m) >= v.max {
 		// Full: drop what has expired, or everything if nothing has. A
-		// storm refills it at one KDF run per device.
+		// storm refills it at one store lookup per device.
 		for k, e := range v.m {
 			if !now.Before(e.until) {
 				delete(v.m, k)

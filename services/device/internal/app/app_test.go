@@ -73,7 +73,7 @@ func newEnv(t *testing.T, cacheTTL time.Duration) *env {
 	t.Helper()
 	e := &env{reg: &registry{devices: map[string]app.NewDevice{}}, clock: &clock{t: time.Now()}}
 	e.app = app.New(sqlstore.New(storetest.OpenSQLite(t)), e.reg, app.Config{
-		Hash: secret.Params{Memory: 64, Time: 1, Threads: 1}, CacheTTL: cacheTTL, Clock: e.clock.now})
+		CacheTTL: cacheTTL, Clock: e.clock.now})
 	return e
 }
 

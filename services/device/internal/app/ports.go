@@ -14,7 +14,7 @@ type Credential struct {
 	Serial string
 	// Model is the device model id.
 	Model string
-	// SecretHash is the argon2id PHC hash of the current secret; empty
+	// SecretHash is the stored hash of the current secret (secret.Hash); empty
 	// after a revoke.
 	SecretHash string
 	// OldSecretHash is the previous secret's hash during a rotation's grace

@@ -1,15 +1,18 @@
 // Package secret makes and checks device credentials: MQTT secrets
-// (32 random bytes, base64url), their argon2id hashes in the PHC string
-// format, and claim codes.
+// (32 random bytes, base64url), their stored hashes, and claim codes.
 //
-// A secret carries 256 bits of entropy, so the KDF does not need to slow
-// down guessing the way a password's does; its parameters are kept light
-// (DefaultParams) because the broker asks for a verification on every
-// connect.
+// A secret carries 256 bits of entropy, so nobody can guess it from its
+// hash whatever the hash costs: a slow, memory-hard KDF (argon2id, right
+// for people's passwords) would only slow down every device's connect —
+// the broker asks for a verification on each one, and a broker restart
+// reconnects the whole fleet at once. Secrets are stored as SHA-256
+// ($sha256$digest); argon2id hashes stored by earlier versions
+// ($argon2id$...) still verify.
 package secret
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
 	"errors"
@@ -19,29 +22,15 @@ import (
 	"golang.org/x/crypto/argon2"
 )
 
-// Params are argon2id's cost parameters.
-type Params struct {
-	// Memory in KiB.
-	Memory uint32
-	// Time is the number of passes.
-	Time uint32
-	// Threads is the parallelism.
-	Threads uint8
-}
-
-// DefaultParams cost a few milliseconds and 8 MiB per verification.
-var DefaultParams = Params{Memory: 8 * 1024, Time: 1, Threads: 1}
-
 // ErrMalformed reports a stored hash that cannot be parsed.
 var ErrMalformed = errors.New("secret: malformed hash")
 
-const (
-	secretBytes = 32
-	saltBytes   = 16
-	keyBytes    = 32
-)
+const secretBytes = 32
 
 var b64 = base64.RawStdEncoding
+
+// sha256Prefix starts the hashes Hash makes.
+const sha256Prefix = "$sha256$"
 
 // New returns a fresh random secret, base64url without padding (43
 // characters, safe in MQTT passwords and shell arguments).
@@ -49,17 +38,30 @@ func New() string {
 	return base64.RawURLEncoding.EncodeToString(random(secretBytes))
 }
 
-// Hash returns the argon2id hash of s with a random salt, as a PHC string
-// ($argon2id$v=19$m=...,t=...,p=...$salt$key) that records its parameters.
-func Hash(s string, p Params) string {
-	salt := random(saltBytes)
-	key := argon2.IDKey([]byte(s), salt, p.Time, p.Memory, p.Threads, keyBytes)
-	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s",
-		argon2.Version, p.Memory, p.Time, p.Threads, b64.EncodeToString(salt), b64.EncodeToString(key))
+// Hash returns the stored form of s: $sha256$ and the base64 digest.
+func Hash(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return sha256Prefix + b64.EncodeToString(sum[:])
 }
 
-// Verify reports whether s matches the PHC hash encoded, in constant time.
+// Verify reports whether s matches the stored hash encoded, in constant
+// time: a SHA-256 hash from Hash, or an argon2id PHC string of an earlier
+// version.
 func Verify(s, encoded string) (bool, error) {
+	if digest, ok := strings.CutPrefix(encoded, sha256Prefix); ok {
+		want, err := b64.DecodeString(digest)
+		if err != nil || len(want) != sha256.Size {
+			return false, ErrMalformed
+		}
+		got := sha256.Sum256([]byte(s))
+		return subtle.ConstantTimeCompare(got[:], want) == 1, nil
+	}
+	return verifyArgon2id(s, encoded)
+}
+
+// verifyArgon2id checks s against an argon2id PHC string
+// ($argon2id$v=19$m=...,t=...,p=...$salt$key).
+func verifyArgon2id(s, encoded string) (bool, error) {
 	parts := strings.Split(encoded, "$")
 	if len(parts) != 6 || parts[1] != "argon2id" {
 		return false, ErrMalformed
@@ -68,8 +70,9 @@ func Verify(s, encoded string) (bool, error) {
 	if _, err := fmt.Sscanf(parts[2], "v=%d", &v); err != nil || v != argon2.Version {
 		return false, ErrMalformed
 	}
-	var p Params
-	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &p.Memory, &p.Time, &p.Threads); err != nil || p.Time == 0 || p.Threads == 0 {
+	var memory, time uint32
+	var threads uint8
+	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &memory, &time, &threads); err != nil || time == 0 || threads == 0 {
 		return false, ErrMalformed
 	}
 	salt, err := b64.DecodeString(parts[4])
@@ -80,7 +83,7 @@ func Verify(s, encoded string) (bool, error) {
 	if err != nil || len(key) == 0 {
 		return false, ErrMalformed
 	}
-	got := argon2.IDKey([]byte(s), salt, p.Time, p.Memory, p.Threads, uint32(len(key)))
+	got := argon2.IDKey([]byte(s), salt, time, memory, threads, uint32(len(key)))
 	return subtle.ConstantTimeCompare(got, key) == 1, nil
 }
 
