@@ -275,6 +275,16 @@ type provisioned struct {
 // provision creates n devices.
 func (s *stack) provision(t testing.TB, n int) []provisioned {
 	t.Helper()
+	out, err := s.provisionBatch(n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// provisionBatch creates n devices in one BatchProvisionDevices call; unlike
+// provision it may run on any goroutine.
+func (s *stack) provisionBatch(n int) ([]provisioned, error) {
 	reqs := make([]*devicev1.ProvisionDeviceRequest, n)
 	for i := range reqs {
 		reqs[i] = &devicev1.ProvisionDeviceRequest{Serial: fmt.Sprintf("SN-%d-%d", time.Now().UnixNano(), i), Model: model}
@@ -282,13 +292,13 @@ func (s *stack) provision(t testing.TB, n int) []provisioned {
 	resp, err := devicev1.NewDeviceAdminServiceClient(s.devConn).BatchProvisionDevices(s.admin,
 		&devicev1.BatchProvisionDevicesRequest{Requests: reqs})
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	out := make([]provisioned, n)
 	for i, d := range resp.GetItems() {
 		out[i] = provisioned{simulator.Credential{ID: d.GetDeviceId(), Secret: d.GetSecret(), Serial: d.GetSerial(), Model: model}, d.GetClaimCode()}
 	}
-	return out
+	return out, nil
 }
 
 // user creates a user with an account and returns the user's context.
