@@ -1,0 +1,502 @@
+package device_test
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"runtime/debug"
+	"runtime/pprof"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/pprof/profile"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/comfortech/platform/services/device/internal/app"
+	"github.com/comfortech/platform/services/device/simulator"
+)
+
+// The fleet benchmark's load: a realistic steady state, not a stress test.
+const (
+	fleetDevices = 10_000
+	// fleetInterval is each device's telemetry period (±20 % jitter): a
+	// thermostat reports every 10 to 30 s.
+	fleetInterval = 15 * time.Second
+	// fleetConnectRate is the simulator's (first) connections per second,
+	// what this stack sustains on this shared two-core machine. Each
+	// connect costs the device service an argon2id verification
+	// (secret.DefaultParams: 8 MiB, ~9 ms of CPU) and a state/reported
+	// that its MQTT link stores in the data service synchronously, in
+	// order. At 60 and 80/s the link fell more than 8,192 messages behind,
+	// the broker dropped messages for it (mochi: "client store quota
+	// reached"), `online`s among them, and presence never counted every
+	// device; auth calls also passed the hook's 5 s timeout.
+	fleetConnectRate = 40
+	// fleetHold is how long the connected fleet runs before memory is
+	// measured: a whole telemetry period with its jitter, so every device
+	// has published and every buffer on the way has been used.
+	fleetHold = fleetInterval * 6 / 5
+	// fleetProvisioners is how many BatchProvisionDevices calls run at
+	// once: one batch's registration in the data service overlaps the next
+	// one's hashing.
+	fleetProvisioners = 2
+)
+
+// BenchmarkFleet10k connects 10,000 simulated devices to the embedded mochi
+// broker (with the device-auth hook asking the device service) and keeps
+// them connected: each device publishes `online` retained on its status
+// topic with the last will `offline`, subscribes to its commands and
+// desired state, reports its state and publishes telemetry every 15 s
+// ± 20 %. It reports how many connected, how long connecting them took
+// (at fleetConnectRate), when the device service's presence counted them
+// all online (comfort_device_presence_changes_total online − offline on
+// its /metrics), and the memory each part holds for them. Provisioning
+// the devices (argon2id hashing, unweakened) is measured too, outside the
+// timed part.
+//
+// The simulator runs as a child process (services/device/cmd/simulator,
+// built into a temporary directory), so its memory is its own: its RSS is
+// read from /proc/<pid>/status. This process then holds the broker, the
+// device service, the data service (SQLite), kfake and the identity
+// provider. Their memory is told apart by the allocating code: after a
+// GC, the heap profile's live bytes (inuse_space, sampled every 64 KiB)
+// and the goroutine profile are taken before the fleet starts and once it
+// has run for a telemetry period, and every sample is charged to the
+// innermost frame of its stack that belongs to a part (see fleetOwners):
+// mochi, mqttauth and brokerclient are the broker; package device, its
+// internal packages and paho (only the device service's link uses it in
+// this process) are the device service; and so on. Goroutine stacks are
+// charged by each part's share of the goroutines added (the runtime does
+// not say which stack is whose size). What no part's frame allocated —
+// gRPC transports, sarama, the runtime — is reported as shared; SQLite's C
+// heap (modernc's libc allocates outside Go) is in neither profile and
+// shows only in the process's RSS, which is reported whole besides, with
+// the free heap returned to the OS first.
+func BenchmarkFleet10k(b *testing.B) {
+	sim := buildSimulator(b)
+	// Finer heap sampling than the default 512 KiB, so the smaller parts'
+	// shares are not sampling noise. Only allocations from now on count,
+	// before and after alike.
+	defer func(rate int) { runtime.MemProfileRate = rate }(runtime.MemProfileRate)
+	runtime.MemProfileRate = 64 << 10
+
+	s := start(quietTB{b}, nil)
+	t0 := time.Now()
+	batches := make([][]provisioned, (fleetDevices+app.MaxBatch-1)/app.MaxBatch)
+	var g errgroup.Group
+	g.SetLimit(fleetProvisioners)
+	for i := range batches {
+		g.Go(func() (err error) {
+			batches[i], err = s.provisionBatch(min(app.MaxBatch, fleetDevices-i*app.MaxBatch))
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		b.Fatalf("provision: %v", err)
+	}
+	provisioning := time.Since(t0)
+	creds := make([]simulator.Credential, 0, fleetDevices)
+	for _, ps := range batches {
+		for _, p := range ps {
+			creds = append(creds, p.Credential)
+		}
+	}
+	credFile := filepath.Join(b.TempDir(), "devices.json")
+	body, err := json.Marshal(creds)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := os.WriteFile(credFile, body, 0o600); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(provisioning.Seconds(), "provision-s")
+	b.Logf("provisioned %d devices in %v (BatchProvisionDevices, %d a batch, %d at once)", len(creds),
+		provisioning.Round(time.Millisecond), app.MaxBatch, fleetProvisioners)
+
+	// Provisioning leaves work behind (the data service's outbox relays
+	// 10,000 events, the device service consumes them): start from a
+	// quiet stack.
+	settle := settled(b, time.Minute)
+	b.ReportMetric(settle.Seconds(), "settle-s")
+
+	b.ResetTimer()
+	for range b.N {
+		fleetRun(b, s, sim, credFile)
+	}
+}
+
+// quietTB drops the stack's debug and info lines: one per gRPC call at
+// debug (10,000 devices make hundreds of thousands), which would fill this
+// process's memory, and the start-up lines, which would take the ten lines
+// `go test` keeps of a benchmark's output. Warnings and errors pass.
+type quietTB struct{ testing.TB }
+
+// Logf implements testing.TB.
+func (q quietTB) Logf(format string, args ...any) {
+	line := fmt.Sprintf(format, args...)
+	// zaptest's lines are "time\tLEVEL\tlogger\tmessage...".
+	if f := strings.SplitN(line, "\t", 3); len(f) > 1 && (f[1] == "DEBUG" || f[1] == "INFO") {
+		return
+	}
+	q.TB.Log(line)
+}
+
+// buildSimulator builds the simulator binary into a temporary directory.
+func buildSimulator(tb testing.TB) string {
+	tb.Helper()
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		tb.Skipf("no go command to build the simulator: %v", err)
+	}
+	bin := filepath.Join(tb.TempDir(), "simulator")
+	if out, err := exec.Command(goBin, "build", "-o", bin, "./cmd/simulator").CombinedOutput(); err != nil {
+		tb.Fatalf("build the simulator: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// simProcess is a running simulator binary.
+type simProcess struct {
+	cmd *exec.Cmd
+	// connected, failed and lost are the devices connected, the connection
+	// attempts refused or failed and the connections the broker closed,
+	// from its periodic stats line.
+	connected, failed, lost atomic.Int64
+	done                    chan struct{}
+	logFile                 string
+}
+
+// simStats matches the counts of the simulator's stats line ("15:04:05
+// connected 812/10000, published ... connects 815 (failed 3, lost 0, ...").
+var simStats = regexp.MustCompile(`connected (\d+)/\d+,.* \(failed (\d+), lost (\d+),`)
+
+// startSimulator runs the simulator binary bin on the stack's broker with
+// the credentials in credFile until tb ends.
+func startSimulator(tb testing.TB, bin, broker, credFile string) *simProcess {
+	tb.Helper()
+	p := &simProcess{done: make(chan struct{}), logFile: filepath.Join(tb.TempDir(), "simulator.log")}
+	logs, err := os.Create(p.logFile)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	p.cmd = exec.Command(bin)
+	p.cmd.Env = append(os.Environ(), "SIM_BROKER="+broker, "SIM_CREDENTIALS="+credFile,
+		"SIM_INTERVAL="+fleetInterval.String(), "SIM_CONNECT_RATE="+strconv.Itoa(fleetConnectRate),
+		"SIM_STATS_EVERY=200ms", "LOG_LEVEL=warn", "LOG_FORMAT=console")
+	p.cmd.Stderr = logs
+	out, err := p.cmd.StdoutPipe()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := p.cmd.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	go func() {
+		defer close(p.done)
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			if m := simStats.FindStringSubmatch(sc.Text()); m != nil {
+				for i, v := range []*atomic.Int64{&p.connected, &p.failed, &p.lost} {
+					n, _ := strconv.ParseInt(m[i+1], 10, 64)
+					v.Store(n)
+				}
+			}
+			_, _ = fmt.Fprintln(logs, sc.Text())
+		}
+	}()
+	tb.Cleanup(func() {
+		p.stop(tb)
+		_ = logs.Close()
+		if tb.Failed() {
+			if b, err := os.ReadFile(p.logFile); err == nil {
+				tb.Logf("simulator output (tail):\n%s", tail(b, 4096))
+			}
+		}
+	})
+	return p
+}
+
+// stop asks the simulator to disconnect its devices cleanly (SIGTERM) and
+// kills it if it has not exited within a minute.
+func (p *simProcess) stop(tb testing.TB) {
+	if p.cmd.ProcessState != nil {
+		return
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(time.Minute):
+		tb.Errorf("simulator did not stop within a minute; killed")
+		_ = p.cmd.Process.Kill()
+		<-p.done
+	}
+	_ = p.cmd.Wait()
+}
+
+func tail(b []byte, n int) []byte {
+	if len(b) > n {
+		return b[len(b)-n:]
+	}
+	return b
+}
+
+// fleetRun is one iteration of BenchmarkFleet10k: connect the fleet, wait
+// for presence, run a telemetry period, measure, stop the fleet and wait
+// until the service has seen every device go offline.
+func fleetRun(b *testing.B, s *stack, sim, credFile string) {
+	online := func() int64 {
+		return counter(b, s.devOps, "comfort_device_presence_changes_total{", `"online"`) -
+			counter(b, s.devOps, "comfort_device_presence_changes_total{", `"offline"`)
+	}
+	samples := func() int64 { return counter(b, s.devOps, "comfort_device_telemetry_samples_total", "") }
+
+	before := takeMemSnapshot(b)
+	t0 := time.Now()
+	p := startSimulator(b, sim, s.mqttURL, credFile)
+	waitFor(b, "the devices to connect", 5*time.Minute, func() int64 { return p.connected.Load() }, fleetDevices)
+	connectTime := time.Since(t0)
+	waitFor(b, "the device service to count them online", time.Minute, online, fleetDevices)
+	presenceTime := time.Since(t0)
+
+	s0 := samples()
+	time.Sleep(fleetHold)
+	rate := float64(samples()-s0) / fleetHold.Seconds()
+	connectedNow := p.connected.Load()
+	onlineNow := online()
+	after := takeMemSnapshot(b)
+	simRSS, simPeak := procMemory(b, p.cmd.Process.Pid)
+
+	owners := after.minus(before)
+	n := float64(fleetDevices)
+	mb := func(v int64) float64 { return float64(v) / (1 << 20) }
+	b.ReportMetric(float64(connectedNow), "devices-connected")
+	b.ReportMetric(float64(onlineNow), "presence-online")
+	b.ReportMetric(connectTime.Seconds(), "connect-s")
+	b.ReportMetric(presenceTime.Seconds(), "presence-s")
+	b.ReportMetric(float64(p.failed.Load()), "connect-failures")
+	b.ReportMetric(float64(p.lost.Load()), "connections-lost")
+	b.ReportMetric(rate, "telemetry-msgs/s")
+	b.ReportMetric(float64(owners["broker"])/n, "broker-B/device")
+	b.ReportMetric(float64(owners["device"])/n, "service-B/device")
+	b.ReportMetric(mb(owners["broker"]), "broker-MB")
+	b.ReportMetric(mb(owners["device"]), "service-MB")
+	b.ReportMetric(mb(after.goMemory()-before.goMemory()), "proc-go-delta-MB")
+	b.ReportMetric(mb(after.rss-before.rss), "proc-rss-delta-MB")
+	b.ReportMetric(mb(after.rss), "proc-rss-MB")
+	b.ReportMetric(float64(simRSS)/n, "sim-rss-B/device")
+	b.ReportMetric(mb(simRSS), "sim-rss-MB")
+
+	b.Logf("%d devices connected in %v (%d/s asked, %d attempts failed, %d connections lost), all online in the device service after %v; telemetry %.0f msgs/s",
+		connectedNow, connectTime.Round(time.Millisecond), fleetConnectRate, p.failed.Load(), p.lost.Load(), presenceTime.Round(time.Millisecond), rate)
+	b.Logf("this process: RSS %.0f → %.0f MB (peak %.0f MB), Go heap+stacks %.0f → %.0f MB, outside Go ~%.0f → %.0f MB, goroutines %d → %d",
+		mb(before.rss), mb(after.rss), mb(after.peak), mb(before.goMemory()), mb(after.goMemory()), mb(before.nonGo()), mb(after.nonGo()),
+		before.goroutines(), after.goroutines())
+	var parts []string
+	for _, o := range append(fleetOwnerNames(), "shared") {
+		parts = append(parts, fmt.Sprintf("%s %+.1f MB (heap %+.1f, %+d goroutines; %.0f B/device)", o, mb(owners[o]),
+			mb(after.heap[o]-before.heap[o]), after.gs[o]-before.gs[o], float64(owners[o])/n))
+	}
+	b.Logf("added by part: %s", strings.Join(parts, ", "))
+	b.Logf("simulator process: RSS %.0f MB (peak %.0f MB), %.0f B/device", mb(simRSS), mb(simPeak), float64(simRSS)/n)
+
+	if connectedNow != fleetDevices || onlineNow != fleetDevices {
+		b.Errorf("after %v: %d connected, %d online in the device service; want %d", fleetHold, connectedNow, onlineNow, fleetDevices)
+	}
+	b.StopTimer()
+	p.stop(b)
+	// Every device went offline cleanly: the next iteration starts from
+	// zero online.
+	waitFor(b, "the device service to count them offline", time.Minute, func() int64 { return fleetDevices - online() }, fleetDevices)
+	// The counter moves before the change is recorded in the data service,
+	// on Kafka and in the history: let the last ones finish before the
+	// stack stops.
+	time.Sleep(3 * time.Second)
+	b.StartTimer()
+}
+
+// settled waits, up to max, until this process uses less than a fifth of a
+// CPU over a second, and returns how long that took.
+func settled(tb testing.TB, max time.Duration) time.Duration {
+	tb.Helper()
+	t0 := time.Now()
+	for time.Since(t0) < max {
+		c0 := cpuTime(tb)
+		time.Sleep(time.Second)
+		if cpuTime(tb)-c0 < 200*time.Millisecond {
+			break
+		}
+	}
+	return time.Since(t0)
+}
+
+// waitFor waits until count() reaches n.
+func waitFor(tb testing.TB, what string, d time.Duration, count func() int64, n int64) {
+	tb.Helper()
+	deadline := time.Now().Add(d)
+	for count() < n {
+		if time.Now().After(deadline) {
+			tb.Fatalf("timed out after %v waiting for %s: %d of %d", d, what, count(), n)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// fleetOwners are the parts running in the benchmark's process, each
+// with the function-name prefixes of its code, tried in this order.
+var fleetOwners = []struct {
+	name     string
+	prefixes []string
+}{
+	{"broker", []string{"github.com/mochi-mqtt/server/", "github.com/comfortech/platform/services/device/mqttauth.",
+		"github.com/comfortech/platform/services/device/brokerclient."}},
+	{"device", []string{"github.com/comfortech/platform/services/device.", "github.com/comfortech/platform/services/device/internal/",
+		"github.com/eclipse/paho.mqtt.golang"}},
+	{"data", []string{"github.com/comfortech/platform/services/data."}},
+	{"kafka", []string{"github.com/twmb/franz-go/"}},
+	{"harness", []string{"testing.", "go.uber.org/zap/zaptest", "github.com/comfortech/platform/deployments/allinone/devstack/idp",
+		"github.com/comfortech/platform/services/device_test.", "runtime/pprof."}},
+}
+
+func fleetOwnerNames() []string {
+	names := make([]string, len(fleetOwners))
+	for i, o := range fleetOwners {
+		names[i] = o.name
+	}
+	return names
+}
+
+// ownerOf returns the part of the innermost frame of stack (innermost
+// first, inlined calls included) that belongs to one, or "shared".
+func ownerOf(stack []*profile.Location) string {
+	for _, loc := range stack {
+		for _, l := range loc.Line {
+			if l.Function == nil {
+				continue
+			}
+			for _, o := range fleetOwners {
+				for _, p := range o.prefixes {
+					if strings.HasPrefix(l.Function.Name, p) {
+						return o.name
+					}
+				}
+			}
+		}
+	}
+	return "shared"
+}
+
+// memSnapshot is this process's memory at one moment, right after a GC.
+type memSnapshot struct {
+	heap map[string]int64 // live heap bytes by part
+	gs   map[string]int64 // goroutines by part
+	mem  runtime.MemStats
+	rss  int64
+	peak int64
+}
+
+func takeMemSnapshot(tb testing.TB) memSnapshot {
+	tb.Helper()
+	runtime.GC()
+	runtime.GC() // the heap profile is as of the last completed cycle
+	s := memSnapshot{heap: byOwner(tb, "heap", "inuse_space"), gs: byOwner(tb, "goroutine", "goroutine")}
+	// Return the free heap to the OS, so that the RSS is what is live,
+	// not what the argon2id verifications' garbage once took.
+	debug.FreeOSMemory()
+	runtime.ReadMemStats(&s.mem)
+	s.rss, s.peak = procMemory(tb, os.Getpid())
+	return s
+}
+
+// goMemory is the Go heap in use plus goroutine stacks.
+func (s memSnapshot) goMemory() int64 { return int64(s.mem.HeapInuse + s.mem.StackInuse) }
+
+// nonGo estimates the resident memory the Go runtime did not map: the C
+// heap of SQLite (modernc.org/sqlite's libc allocates outside it) and the
+// binary's text and data.
+func (s memSnapshot) nonGo() int64 { return s.rss - int64(s.mem.Sys-s.mem.HeapReleased) }
+
+func (s memSnapshot) goroutines() int64 {
+	var n int64
+	for _, v := range s.gs {
+		n += v
+	}
+	return n
+}
+
+// minus returns each part's memory added since before: its live heap and
+// its share of the goroutine stacks added, by its share of the goroutines
+// added.
+func (s memSnapshot) minus(before memSnapshot) map[string]int64 {
+	out := map[string]int64{}
+	stacks := int64(s.mem.StackInuse) - int64(before.mem.StackInuse)
+	added := s.goroutines() - before.goroutines()
+	for _, o := range append(fleetOwnerNames(), "shared") {
+		out[o] = s.heap[o] - before.heap[o]
+		if added > 0 {
+			out[o] += stacks * (s.gs[o] - before.gs[o]) / added
+		}
+	}
+	return out
+}
+
+// byOwner sums the sample values of type typ of the named runtime profile
+// by part.
+func byOwner(tb testing.TB, name, typ string) map[string]int64 {
+	tb.Helper()
+	var buf bytes.Buffer
+	if err := pprof.Lookup(name).WriteTo(&buf, 0); err != nil {
+		tb.Fatal(err)
+	}
+	prof, err := profile.Parse(&buf)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	idx := -1
+	for i, st := range prof.SampleType {
+		if st.Type == typ {
+			idx = i
+		}
+	}
+	if idx < 0 {
+		tb.Fatalf("%s profile has no %s samples", name, typ)
+	}
+	out := map[string]int64{}
+	for _, smp := range prof.Sample {
+		out[ownerOf(smp.Location)] += smp.Value[idx]
+	}
+	return out
+}
+
+// procMemory returns the resident set size of process pid and its peak,
+// in bytes, from /proc/<pid>/status.
+func procMemory(tb testing.TB, pid int) (rss, peak int64) {
+	tb.Helper()
+	body, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for _, l := range strings.Split(string(body), "\n") {
+		f := strings.Fields(l)
+		if len(f) != 3 || f[2] != "kB" {
+			continue
+		}
+		v, _ := strconv.ParseInt(f[1], 10, 64)
+		switch f[0] {
+		case "VmRSS:":
+			rss = v << 10
+		case "VmHWM:":
+			peak = v << 10
+		}
+	}
+	return rss, peak
+}
