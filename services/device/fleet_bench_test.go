@@ -44,7 +44,9 @@ const (
 	// more than 8,192 messages behind, the broker dropped messages for it
 	// (mochi: "client store quota reached"), `online`s among them, and
 	// presence never counted every device; at 60 and 80/s auth calls also
-	// passed the hook's 5 s timeout.
+	// passed the hook's 5 s timeout. With state reports off the link's
+	// delivery goroutine (c5f9a16) 60/s still overran it, without auth
+	// timeouts.
 	fleetConnectRate = 30
 	// fleetHold is how long the connected fleet runs before memory is
 	// measured: a whole telemetry period with its jitter, so every device
