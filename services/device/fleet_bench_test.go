@@ -35,26 +35,23 @@ const (
 	// fleetInterval is each device's telemetry period (±20 % jitter): a
 	// thermostat reports every 10 to 30 s.
 	fleetInterval = 15 * time.Second
-	// fleetConnectRate is the simulator's (first) connections per second,
-	// what this stack sustains on this shared two-core machine. Each
-	// connect costs the device service an argon2id verification
-	// (secret.DefaultParams: 8 MiB, ~9 ms of CPU) and a state/reported
-	// that its MQTT link stores in the data service synchronously, in
-	// order. At 60 and 80/s, and at 40/s in one run of two, the link fell
-	// more than 8,192 messages behind, the broker dropped messages for it
-	// (mochi: "client store quota reached"), `online`s among them, and
-	// presence never counted every device; at 60 and 80/s auth calls also
-	// passed the hook's 5 s timeout. With state reports off the link's
-	// delivery goroutine (c5f9a16) 60/s still overran it, without auth
-	// timeouts.
-	fleetConnectRate = 30
+	// fleetConnectRate is the simulator's (first) connections per second.
+	// Each connect costs the broker's auth hook a call to the device
+	// service (a SHA-256 check of the secret) and the data service a
+	// presence change and a state report, which the device service's
+	// report workers store eight at a time. When device secrets were
+	// argon2id hashes and state reports were stored on the link's delivery
+	// goroutine, 30/s was the most this stack sustained: above it the link
+	// fell more than 8,192 messages behind and the broker dropped messages
+	// for it (mochi: "client store quota reached").
+	fleetConnectRate = 200
 	// fleetHold is how long the connected fleet runs before memory is
 	// measured: a whole telemetry period with its jitter, so every device
 	// has published and every buffer on the way has been used.
 	fleetHold = fleetInterval * 6 / 5
 	// fleetProvisioners is how many BatchProvisionDevices calls run at
-	// once: one batch's registration in the data service overlaps the next
-	// one's hashing.
+	// once: one batch's registration in the data service overlaps the
+	// next one's.
 	fleetProvisioners = 2
 )
 
@@ -68,8 +65,7 @@ const (
 // all online (comfort_device_presence_changes_total online − offline on
 // its /metrics), the CPU each part spent while they connected (by the
 // stack's part labels, see cpuByPart), and the memory each part holds for
-// them. Provisioning the devices (argon2id hashing, unweakened) is
-// measured too, outside the timed part.
+// them. Provisioning the devices is measured too, outside the timed part.
 //
 // The simulator runs as a child process (services/device/cmd/simulator,
 // built into a temporary directory), so its memory is its own: its RSS is
@@ -449,7 +445,7 @@ func takeMemSnapshot(tb testing.TB) memSnapshot {
 	runtime.GC() // the heap profile is as of the last completed cycle
 	s := memSnapshot{heap: byOwner(tb, "heap", "inuse_space"), gs: byOwner(tb, "goroutine", "goroutine")}
 	// Return the free heap to the OS, so that the RSS is what is live,
-	// not what the argon2id verifications' garbage once took.
+	// not what connecting's garbage once took.
 	debug.FreeOSMemory()
 	runtime.ReadMemStats(&s.mem)
 	s.rss, s.peak = procMemory(tb, os.Getpid())

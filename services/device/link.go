@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -127,30 +128,14 @@ func startLink(ctx context.Context, cfg Config, p *process.Process, store app.St
 		defer tracker.Close()
 		port.tracker.Store(tracker)
 		defer port.tracker.Store(nil)
-		// State reports go to the data service one at a time, in the order
-		// they came, off the link's delivery goroutine: a slow or absent
-		// data service delays them (each acknowledged once stored or given
-		// up) without stalling telemetry.
 		redeliver := func() {
 			if l := link.Load(); l != nil {
 				l.Redeliver(time.Second)
 			}
 		}
-		reports := make(chan mqttlink.Message, stateReportQueue)
-		reportsDone := make(chan struct{})
-		go func() {
-			defer close(reportsDone)
-			for m := range reports {
-				switch {
-				case reportState(ingCtx, data, m, log):
-					m.Ack()
-				case ingCtx.Err() == nil:
-					redeliver()
-				}
-			}
-		}()
+		reports := startStateReports(ingCtx, data, cfg.Telemetry.EnqueueWait, redeliver, log)
 		// At shutdown the reports still queued are left to the broker.
-		defer func() { close(reports); stopHandlers(); <-reportsDone }()
+		defer func() { stopHandlers(); reports.close() }()
 		handle := func(m mqttlink.Message) {
 			switch m.Kind {
 			case mqttlink.KindTelemetry:
@@ -161,13 +146,7 @@ func startLink(ctx context.Context, cfg Config, p *process.Process, store app.St
 				}
 				return
 			case mqttlink.KindReported:
-				select {
-				case reports <- m:
-				default:
-					log.Warn("state report queue full (data service unavailable?): left to the broker to deliver again",
-						zap.String("device_id", m.DeviceID))
-					redeliver()
-				}
+				reports.handle(m)
 				return
 			}
 			defer m.Ack()
@@ -229,8 +208,79 @@ func startLink(ctx context.Context, cfg Config, p *process.Process, store app.St
 	return nil
 }
 
-// stateReportQueue bounds the state reports waiting for the data service.
-const stateReportQueue = 1024
+// State reports go to the data service off the link's delivery goroutine,
+// on stateReportWorkers workers: a slow or absent data service delays them
+// without stalling telemetry, and a fleet reconnecting at once (each
+// device reporting its state) is stored stateReportWorkers at a time. A
+// device's reports always go to the same worker, so they are stored in
+// the order they came.
+const (
+	stateReportWorkers = 8
+	// stateReportQueue bounds each worker's waiting reports.
+	stateReportQueue = 1024
+)
+
+// stateReports is the pool of state-report workers.
+type stateReports struct {
+	queues    []chan mqttlink.Message
+	wait      time.Duration
+	redeliver func()
+	log       *zap.Logger
+	done      sync.WaitGroup
+}
+
+// startStateReports starts the workers, which store reports with ctx until
+// close; a report waits at most wait for room in its worker's queue.
+func startStateReports(ctx context.Context, data *dataclient.Reports, wait time.Duration, redeliver func(), log *zap.Logger) *stateReports {
+	r := &stateReports{queues: make([]chan mqttlink.Message, stateReportWorkers), wait: wait, redeliver: redeliver, log: log}
+	for i := range r.queues {
+		q := make(chan mqttlink.Message, stateReportQueue)
+		r.queues[i] = q
+		r.done.Go(func() {
+			for m := range q {
+				switch {
+				case reportState(ctx, data, m, log):
+					m.Ack()
+				case ctx.Err() == nil:
+					redeliver()
+				}
+			}
+		})
+	}
+	return r
+}
+
+// handle queues m for its device's worker, waiting for room at most
+// r.wait; a report that finds no room is left to the broker, which
+// delivers it again.
+func (r *stateReports) handle(m mqttlink.Message) {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(m.DeviceID))
+	q := r.queues[h.Sum32()%uint32(len(r.queues))]
+	select {
+	case q <- m:
+		return
+	default:
+	}
+	t := time.NewTimer(r.wait)
+	defer t.Stop()
+	select {
+	case q <- m:
+	case <-t.C:
+		r.log.Warn("state reports queue full (data service slow or unavailable?): left to the broker to deliver again",
+			zap.String("device_id", m.DeviceID))
+		r.redeliver()
+	}
+}
+
+// close stops the workers once they have gone through their queues (with
+// a cancelled context, reports still queued are left to the broker).
+func (r *stateReports) close() {
+	for _, q := range r.queues {
+		close(q)
+	}
+	r.done.Wait()
+}
 
 // maxReported bounds a reported-state document, like the data service's
 // documents.
