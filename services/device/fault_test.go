@@ -158,17 +158,7 @@ func TestBrokerRestart(t *testing.T) {
 	defer mu.Unlock()
 	var gap int
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
-		got := map[int64]bool{}
-		n := int(kafkatest.EndOffset(t, s.brokers, "device.telemetry"))
-		for _, msg := range kafkatest.ReadTopic(t, s.brokers, "device.telemetry", n, 10*time.Second) {
-			var e eventsv1.TelemetryReported
-			if _, err := kafka.DecodeEvent(&msg, &e); err != nil {
-				t.Fatal(err)
-			}
-			for _, smp := range e.GetSamples() {
-				got[smp.GetSeq()] = true
-			}
-		}
+		got := telemetrySeqs(t, s)
 		var missing []int64
 		gap = 0
 		for seq, at := range acked {
@@ -196,20 +186,28 @@ func TestBrokerRestart(t *testing.T) {
 func hasSeq(t *testing.T, s *stack, seq int64) bool {
 	t.Helper()
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		n := int(kafkatest.EndOffset(t, s.brokers, "device.telemetry"))
-		for _, msg := range kafkatest.ReadTopic(t, s.brokers, "device.telemetry", n, 5*time.Second) {
-			var e eventsv1.TelemetryReported
-			if _, err := kafka.DecodeEvent(&msg, &e); err != nil {
-				t.Fatal(err)
-			}
-			for _, smp := range e.GetSamples() {
-				if smp.GetSeq() == seq {
-					return true
-				}
-			}
+		if telemetrySeqs(t, s)[seq] {
+			return true
 		}
 	}
 	return false
+}
+
+// telemetrySeqs returns the seqs of the samples on device.telemetry so far.
+func telemetrySeqs(t *testing.T, s *stack) map[int64]bool {
+	t.Helper()
+	got := map[int64]bool{}
+	n := int(kafkatest.EndOffset(t, s.brokers, "device.telemetry"))
+	for _, msg := range kafkatest.ReadTopic(t, s.brokers, "device.telemetry", n, 10*time.Second) {
+		var e eventsv1.TelemetryReported
+		if _, err := kafka.DecodeEvent(&msg, &e); err != nil {
+			t.Fatal(err)
+		}
+		for _, smp := range e.GetSamples() {
+			got[smp.GetSeq()] = true
+		}
+	}
+	return got
 }
 
 // ready says whether the ops listener at addr answers /readyz with 200.
