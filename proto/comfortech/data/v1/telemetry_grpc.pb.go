@@ -29,8 +29,9 @@ const (
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
 // TelemetryService serves a device's measurement history. Served by the main
-// gateway. Points are written by the device service through
-// DataInternalService.AppendTelemetry.
+// gateway. Points are stored from the TelemetryReported events the device
+// service publishes on `device.telemetry` (internal callers may also append
+// through DataInternalService.AppendTelemetry).
 type TelemetryServiceClient interface {
 	// QueryTelemetry returns raw points in a time range, oldest first.
 	QueryTelemetry(ctx context.Context, in *QueryTelemetryRequest, opts ...grpc.CallOption) (*QueryTelemetryResponse, error)
@@ -85,8 +86,9 @@ func (c *telemetryServiceClient) GetLatestTelemetry(ctx context.Context, in *Get
 // for forward compatibility.
 //
 // TelemetryService serves a device's measurement history. Served by the main
-// gateway. Points are written by the device service through
-// DataInternalService.AppendTelemetry.
+// gateway. Points are stored from the TelemetryReported events the device
+// service publishes on `device.telemetry` (internal callers may also append
+// through DataInternalService.AppendTelemetry).
 type TelemetryServiceServer interface {
 	// QueryTelemetry returns raw points in a time range, oldest first.
 	QueryTelemetry(context.Context, *QueryTelemetryRequest) (*QueryTelemetryResponse, error)
