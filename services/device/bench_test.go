@@ -22,6 +22,7 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/comfortech/platform/libs/kafka"
+	"github.com/comfortech/platform/libs/kafka/kafkatest"
 	datav1 "github.com/comfortech/platform/proto/comfortech/data/v1"
 	devicev1 "github.com/comfortech/platform/proto/comfortech/device/v1"
 	eventsv1 "github.com/comfortech/platform/proto/comfortech/events/v1"
@@ -323,7 +324,7 @@ func ingestBench(b *testing.B, s *stack, mqttURL string, perPublisher int) {
 	publishAll(b, devClients, devTopics, 10, func() int64 { return flushedToKafka(b, s.devOps) })
 	base := int64(len(devs) * 10)
 	waitCount(b, "warm-up", base, func() int64 { return flushedToKafka(b, s.devOps) })
-	consumeTelemetry(consumeCtx, b, s.brokers, func(cm *sarama.ConsumerMessage) {
+	consumeTopic(consumeCtx, b, s.brokers, "device.telemetry", func(cm *sarama.ConsumerMessage) {
 		flushed.Add(int64(bytes.Count(cm.Value, sampleKey)))
 	})
 	time.Sleep(200 * time.Millisecond) // the consumer at the end of the log
@@ -386,7 +387,7 @@ type telemetryLatencies struct {
 
 func (l *telemetryLatencies) consume(ctx context.Context, tb testing.TB, brokers []string) {
 	tb.Helper()
-	consumeTelemetry(ctx, tb, brokers, func(cm *sarama.ConsumerMessage) {
+	consumeTopic(ctx, tb, brokers, "device.telemetry", func(cm *sarama.ConsumerMessage) {
 		now := time.Now()
 		m := kafka.Message{Topic: cm.Topic, Key: cm.Key, Value: cm.Value}
 		for _, h := range cm.Headers {
@@ -407,9 +408,9 @@ func (l *telemetryLatencies) consume(ctx context.Context, tb testing.TB, brokers
 	})
 }
 
-// consumeTelemetry hands every message written to device.telemetry from
-// now on to f (one goroutine per partition) until ctx ends.
-func consumeTelemetry(ctx context.Context, tb testing.TB, brokers []string, f func(*sarama.ConsumerMessage)) {
+// consumeTopic hands every message written to topic from now on to f (one
+// goroutine per partition) until ctx ends.
+func consumeTopic(ctx context.Context, tb testing.TB, brokers []string, topic string, f func(*sarama.ConsumerMessage)) {
 	tb.Helper()
 	sc := sarama.NewConfig()
 	sc.Version = sarama.V3_6_0_0
@@ -418,13 +419,13 @@ func consumeTelemetry(ctx context.Context, tb testing.TB, brokers []string, f fu
 	if err != nil {
 		tb.Fatal(err)
 	}
-	parts, err := c.Partitions("device.telemetry")
+	parts, err := c.Partitions(topic)
 	if err != nil || len(parts) == 0 {
-		tb.Fatalf("device.telemetry partitions: %v %v", parts, err)
+		tb.Fatalf("%s partitions: %v %v", topic, parts, err)
 	}
 	var wg sync.WaitGroup
 	for _, p := range parts {
-		pc, err := c.ConsumePartition("device.telemetry", p, sarama.OffsetNewest)
+		pc, err := c.ConsumePartition(topic, p, sarama.OffsetNewest)
 		if err != nil {
 			tb.Fatal(err)
 		}
@@ -443,6 +444,16 @@ func consumeTelemetry(ctx context.Context, tb testing.TB, brokers []string, f fu
 // 0, which it would omit).
 var sampleKey = []byte(`"seq":`)
 
+// arrived records the arrival of the message sent under key, if it was
+// sent in this run.
+func (l *telemetryLatencies) arrived(key string, at time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if t, ok := l.sent[key]; ok {
+		l.lat = append(l.lat, at.Sub(t))
+	}
+}
+
 func (l *telemetryLatencies) count() int64 {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -460,72 +471,173 @@ func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 // BenchmarkIngestLatency publishes 5,000 messages/s from 10 devices for
 // 4 s and reports the publish → device.telemetry latency (to a consumer of
 // the topic, and to the producer's record timestamp), with the data
-// service away as in BenchmarkIngest.
+// service away as in BenchmarkIngest. Two baselines run first in the same
+// process at the same rate: a bare subscriber on the broker (publish →
+// arrival: the MQTT hop alone) and a straightforward paho → sarama bridge
+// (publish → a consumer of its topic, with the service's producer linger).
 func BenchmarkIngestLatency(b *testing.B) {
-	const (
-		devices  = 10
-		rate     = 5000
-		duration = 4 * time.Second
-		tick     = 2 * time.Millisecond
-	)
 	s := start(b, benchConfig)
-	devs := s.provision(b, devices)
-	clients := make([]paho.Client, devices)
+	devs := s.provision(b, latencyDevices)
+	clients := make([]paho.Client, latencyDevices)
+	topics := make([]string, latencyDevices)
 	for i, d := range devs {
 		clients[i] = connect(b, s.mqttURL, d.ID, d.ID, d.Secret, nil)
+		topics[i] = "devices/" + d.ID + "/telemetry"
 	}
 	// Warm up, which also creates device.telemetry.
 	for i, c := range clients {
-		publish(b, c, "devices/"+devs[i].ID+"/telemetry", sample(1))
+		publish(b, c, topics[i], sample(1))
 	}
-	waitCount(b, "warm-up", devices, func() int64 { return flushedToKafka(b, s.devOps) })
+	waitCount(b, "warm-up", latencyDevices, func() int64 { return flushedToKafka(b, s.devOps) })
+
+	// The baselines publish as the service account on bench/… topics.
+	pubs := make([]paho.Client, latencyDevices)
+	benchTopics := make([]string, latencyDevices)
+	for i := range pubs {
+		pubs[i] = connect(b, s.mqttURL, fmt.Sprintf("lat-pub-%d", i), serviceUser, servicePass, nil)
+		benchTopics[i] = fmt.Sprintf("bench/lat/%d/telemetry", i)
+	}
+	key := func(topic string, payload []byte) string {
+		return strings.Split(topic, "/")[2] + "/" + seqOf(payload)
+	}
+	sub := connect(b, s.mqttURL, "lat-bare", serviceUser, servicePass, nil)
 
 	for range b.N {
-		l := &telemetryLatencies{sent: map[string]time.Time{}}
+		// 1. The MQTT hop alone.
+		bare := &telemetryLatencies{sent: map[string]time.Time{}}
+		if tok := sub.Subscribe("$share/lat/bench/lat/+/telemetry", 1, func(_ paho.Client, m paho.Message) {
+			bare.arrived(key(m.Topic(), m.Payload()), time.Now())
+		}); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+			b.Fatalf("subscribe: %v", tok.Error())
+		}
+		paced(b, pubs, benchTopics, func(i int) string { return strconv.Itoa(i) }, bare)
+		sub.Unsubscribe("$share/lat/bench/lat/+/telemetry").Wait()
+
+		// 2. A paho → sarama bridge, to a consumer of its topic.
+		bridged := &telemetryLatencies{sent: map[string]time.Time{}}
+		stopBridge := latencyBridge(b, s, sub, func(cm *sarama.ConsumerMessage) {
+			bridged.arrived(string(cm.Key)+"/"+seqOf(cm.Value), time.Now())
+		})
+		paced(b, pubs, benchTopics, func(i int) string { return strconv.Itoa(i) }, bridged)
+		stopBridge()
+
+		// 3. The device service.
+		svc := &telemetryLatencies{sent: map[string]time.Time{}}
 		ctx, cancel := context.WithCancel(context.Background())
-		l.consume(ctx, b, s.brokers)
+		svc.consume(ctx, b, s.brokers)
 		time.Sleep(200 * time.Millisecond) // the consumer at the end of the log
-		// As in BenchmarkIngest, the data service (which in production runs
-		// on machines of its own) is away while the ingest path is timed.
 		s.data.stop()
-		// Paced by the clock: every tick publishes what the elapsed time
-		// calls for, round-robin over the devices.
-		ticker := time.NewTicker(tick)
-		seq := 1
-		var toks []paho.Token
-		sent := 0
-		t0 := time.Now()
-		for time.Since(t0) < duration {
-			<-ticker.C
-			due := int(time.Since(t0).Seconds()*rate) / devices
-			for seq <= due {
-				seq++
-				for i, c := range clients {
-					l.mu.Lock()
-					l.sent[devs[i].ID+"/"+strconv.Itoa(seq)] = time.Now()
-					l.mu.Unlock()
-					toks = append(toks, c.Publish("devices/"+devs[i].ID+"/telemetry", 1, false, sample(seq)))
-					sent++
-				}
-			}
-		}
-		ticker.Stop()
-		for _, t := range toks {
-			if !t.WaitTimeout(30*time.Second) || t.Error() != nil {
-				b.Fatalf("publish: %v", t.Error())
-			}
-		}
-		waitCount(b, "latency samples", int64(sent), l.count)
+		sent := paced(b, clients, topics, func(i int) string { return devs[i].ID }, svc)
 		cancel()
-		l.mu.Lock()
-		lat, produced := l.lat, l.produced
-		l.mu.Unlock()
-		b.ReportMetric(float64(sent)/duration.Seconds(), "msgs/s")
+		s.data.restart()
+		svc.mu.Lock()
+		lat, produced := svc.lat, svc.produced
+		svc.mu.Unlock()
+		b.ReportMetric(float64(sent)/latencyDuration.Seconds(), "msgs/s")
 		b.ReportMetric(ms(percentile(lat, 0.50)), "p50-ms")
 		b.ReportMetric(ms(percentile(lat, 0.99)), "p99-ms")
 		b.ReportMetric(ms(lat[len(lat)-1]), "max-ms")
 		b.ReportMetric(ms(percentile(produced, 0.99)), "p99-to-producer-ms")
+		b.ReportMetric(ms(percentile(bare.lat, 0.99)), "bare-mqtt-p99-ms")
+		b.ReportMetric(ms(percentile(bridged.lat, 0.99)), "bridge-p99-ms")
+		b.ReportMetric(ms(percentile(bridged.lat, 0.50)), "bridge-p50-ms")
 	}
+}
+
+// The latency benchmark's load.
+const (
+	latencyDevices  = 10
+	latencyRate     = 5000
+	latencyDuration = 4 * time.Second
+	latencyTick     = 2 * time.Millisecond
+)
+
+// paced publishes latencyRate messages/s over clients for latencyDuration,
+// paced by the clock (every tick publishes what the elapsed time calls
+// for, round-robin over the clients), records each publish in l under
+// id(client)/seq, and waits until all have arrived. It returns how many
+// it sent.
+func paced(tb testing.TB, clients []paho.Client, topics []string, id func(int) string, l *telemetryLatencies) int {
+	tb.Helper()
+	ticker := time.NewTicker(latencyTick)
+	defer ticker.Stop()
+	seq := 1
+	var toks []paho.Token
+	sent := 0
+	t0 := time.Now()
+	for time.Since(t0) < latencyDuration {
+		<-ticker.C
+		due := int(time.Since(t0).Seconds()*latencyRate) / len(clients)
+		for seq <= due {
+			seq++
+			for i, c := range clients {
+				l.mu.Lock()
+				l.sent[id(i)+"/"+strconv.Itoa(seq)] = time.Now()
+				l.mu.Unlock()
+				toks = append(toks, c.Publish(topics[i], 1, false, sample(seq)))
+				sent++
+			}
+		}
+	}
+	for _, t := range toks {
+		if !t.WaitTimeout(30*time.Second) || t.Error() != nil {
+			tb.Fatalf("publish: %v", t.Error())
+		}
+	}
+	waitCount(tb, "latency samples", int64(sent), l.count)
+	return sent
+}
+
+// latencyBridge subscribes sub to the benchmark topics and produces each
+// message to bench.latency through a sarama AsyncProducer lingering as
+// the service's producer does, keyed by the publisher's index; arrived is
+// called for every message a consumer reads back. The returned func stops
+// it.
+func latencyBridge(tb testing.TB, s *stack, sub paho.Client, arrived func(*sarama.ConsumerMessage)) func() {
+	tb.Helper()
+	const topic = "bench.latency"
+	sc := sarama.NewConfig()
+	sc.Version = sarama.V3_6_0_0
+	sc.Producer.RequiredAcks = sarama.WaitForAll
+	sc.Producer.Flush.Frequency = time.Millisecond
+	ap, err := sarama.NewAsyncProducer(s.brokers, sc)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	go func() {
+		for err := range ap.Errors() {
+			tb.Errorf("bridge: %v", err)
+		}
+	}()
+	ap.Input() <- &sarama.ProducerMessage{Topic: topic, Value: sarama.StringEncoder("warm-up")}
+	ctx, cancel := context.WithCancel(context.Background())
+	waitFor := time.Now().Add(10 * time.Second)
+	for kafkatest.EndOffset(tb, s.brokers, topic) == 0 && time.Now().Before(waitFor) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	consumeTopic(ctx, tb, s.brokers, topic, arrived)
+	time.Sleep(200 * time.Millisecond) // the consumer at the end of the log
+	if tok := sub.Subscribe("$share/lat/bench/lat/+/telemetry", 1, func(_ paho.Client, m paho.Message) {
+		ap.Input() <- &sarama.ProducerMessage{Topic: topic, Key: sarama.StringEncoder(strings.Split(m.Topic(), "/")[2]),
+			Value: sarama.ByteEncoder(m.Payload())}
+	}); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		tb.Fatalf("subscribe: %v", tok.Error())
+	}
+	return func() {
+		sub.Unsubscribe("$share/lat/bench/lat/+/telemetry").Wait()
+		cancel()
+		_ = ap.Close()
+	}
+}
+
+// seqOf returns the seq of a benchmark sample's JSON, as text.
+func seqOf(payload []byte) string {
+	_, rest, _ := bytes.Cut(payload, sampleKey)
+	end := bytes.IndexAny(rest, ",}")
+	if end < 0 {
+		return ""
+	}
+	return string(rest[:end])
 }
 
 // BenchmarkCommandRoundTrip sends commands that wait for their result to an
