@@ -5,7 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/fnv"
+	"hash/maphash"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -34,9 +34,10 @@ import (
 // startLink adds the MQTT side to p: the Kafka producer, the telemetry
 // ingester, the presence tracker (with its history and the queued-command
 // hook), command results, alarms, the device.lifecycle consumer (desired
-// state, owners) and the MQTT link that feeds them. On shutdown the link stops
-// first (no new messages), then the ingester flushes its buffer, then the
-// producer closes.
+// state, owners) and the MQTT link that feeds them. On shutdown the
+// device.lifecycle consumer stops first, then the ingester sends what it
+// holds and acknowledges what Kafka took, then the link closes (whatever is
+// still unacknowledged stays with the broker), then the producer closes.
 func startLink(ctx context.Context, cfg Config, p *process.Process, store app.Store, dataConn grpc.ClientConnInterface,
 	owners app.OwnerStore, cmds *app.Commands, history *app.PresenceHistory, port *commandPort, log *zap.Logger) error {
 	// The ingester sends its batches whole: a long linger would only add
@@ -223,6 +224,7 @@ const (
 // stateReports is the pool of state-report workers.
 type stateReports struct {
 	queues    []chan mqttlink.Message
+	seed      maphash.Seed // picks a device's worker
 	wait      time.Duration
 	redeliver func()
 	log       *zap.Logger
@@ -232,7 +234,8 @@ type stateReports struct {
 // startStateReports starts the workers, which store reports with ctx until
 // close; a report waits at most wait for room in its worker's queue.
 func startStateReports(ctx context.Context, data *dataclient.Reports, wait time.Duration, redeliver func(), log *zap.Logger) *stateReports {
-	r := &stateReports{queues: make([]chan mqttlink.Message, stateReportWorkers), wait: wait, redeliver: redeliver, log: log}
+	r := &stateReports{queues: make([]chan mqttlink.Message, stateReportWorkers), seed: maphash.MakeSeed(),
+		wait: wait, redeliver: redeliver, log: log}
 	for i := range r.queues {
 		q := make(chan mqttlink.Message, stateReportQueue)
 		r.queues[i] = q
@@ -254,9 +257,7 @@ func startStateReports(ctx context.Context, data *dataclient.Reports, wait time.
 // r.wait; a report that finds no room is left to the broker, which
 // delivers it again.
 func (r *stateReports) handle(m mqttlink.Message) {
-	h := fnv.New32a()
-	_, _ = h.Write([]byte(m.DeviceID))
-	q := r.queues[h.Sum32()%uint32(len(r.queues))]
+	q := r.queues[maphash.String(r.seed, m.DeviceID)%uint64(len(r.queues))]
 	select {
 	case q <- m:
 		return

@@ -87,7 +87,9 @@ type Config struct {
 	// messages; 0 (the default) sends what is there at once. Messages
 	// arriving while a flush is in flight gather into the next one.
 	BatchWait time.Duration
-	// Buffer is how many messages wait at most; default 20,000.
+	// Buffer is how many messages wait at most; default 4,096. Every one
+	// is unacknowledged at the broker, which must allow that many per
+	// client (mochi: 8,192).
 	Buffer int
 	// EnqueueWait is how long Handle blocks on a full buffer before it
 	// leaves the message to the broker; default 5 s. It must stay well
@@ -114,7 +116,7 @@ type item struct {
 }
 
 // Ingester is the telemetry pipeline. Handle is called by the MQTT link,
-// Run flushes.
+// Run sends to Kafka and acknowledges.
 type Ingester struct {
 	cfg  Config
 	pub  Publisher
@@ -140,7 +142,7 @@ func New(pub Publisher, cfg Config) (*Ingester, error) {
 	}
 	cfg.MaxPayload = cmp.Or(cfg.MaxPayload, 64<<10)
 	cfg.BatchSize = cmp.Or(cfg.BatchSize, 500)
-	cfg.Buffer = cmp.Or(cfg.Buffer, 20_000)
+	cfg.Buffer = cmp.Or(cfg.Buffer, 4096)
 	cfg.EnqueueWait = cmp.Or(cfg.EnqueueWait, 5*time.Second)
 	if cfg.Log == nil {
 		cfg.Log = zap.NewNop()
