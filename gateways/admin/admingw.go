@@ -5,7 +5,8 @@
 // reference at /docs and its ops listener, and returns when ctx ends after
 // a graceful drain. Routed today: the device service's operator API
 // (comfortech.device.v1.DeviceAdminService: provisioning, secrets,
-// decommissioning, operator commands, presence).
+// decommissioning, operator commands, presence) and the notify service's
+// (catalog, templates, delivery log, dead letters, dev inbox).
 package admingw
 
 import (
@@ -21,6 +22,7 @@ import (
 	"github.com/comfortech/platform/libs/rpc"
 	"github.com/comfortech/platform/libs/web"
 	devicev1 "github.com/comfortech/platform/proto/comfortech/device/v1"
+	notifyv1 "github.com/comfortech/platform/proto/comfortech/notify/v1"
 	"github.com/comfortech/platform/proto/openapi"
 )
 
@@ -37,6 +39,9 @@ type Config struct {
 	// DeviceAddr is the device service's gRPC address (provisioning,
 	// device secrets, operator commands, presence).
 	DeviceAddr string `env:"DEVICE_ADDR" envDefault:"localhost:7002"`
+	// NotifyAddr is the notify service's gRPC address (notification
+	// catalog, templates, delivery log, dead letters, dev inbox).
+	NotifyAddr string `env:"NOTIFY_ADDR" envDefault:"localhost:7003"`
 	// CallTimeout bounds each call to a service.
 	CallTimeout time.Duration `env:"CALL_TIMEOUT" envDefault:"10s"`
 	// Auth locates the identity provider and lists the accepted clients.
@@ -65,9 +70,20 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger, opts ...process.Optio
 		return err
 	}
 	defer func() { _ = deviceConn.Close() }()
+	notifyConn, err := p.Dial("notify", cfg.NotifyAddr, rpc.WithCallTimeout(cfg.CallTimeout), rpc.WithPerRPCCredentials(creds))
+	if err != nil {
+		return err
+	}
+	defer func() { _ = notifyConn.Close() }()
 
 	gw := web.NewGateway(openapi.Admin)
 	if err := gw.Route(ctx, deviceConn, devicev1.RegisterDeviceAdminServiceHandler); err != nil {
+		return fmt.Errorf("admin gateway: %w", err)
+	}
+	if err := gw.Route(ctx, notifyConn,
+		notifyv1.RegisterCatalogServiceHandler, notifyv1.RegisterTemplateServiceHandler,
+		notifyv1.RegisterDeliveryServiceHandler, notifyv1.RegisterDeadLetterServiceHandler,
+		notifyv1.RegisterDevSinkServiceHandler); err != nil {
 		return fmt.Errorf("admin gateway: %w", err)
 	}
 	l, err := process.Listen(cfg.HTTPAddr, ls.HTTP)

@@ -23,11 +23,13 @@ import (
 	"github.com/comfortech/platform/gateways/auth/internal/clientip"
 	"github.com/comfortech/platform/gateways/auth/internal/grpcapi"
 	"github.com/comfortech/platform/gateways/auth/internal/keycloak"
+	"github.com/comfortech/platform/gateways/auth/internal/notifysms"
 	"github.com/comfortech/platform/gateways/auth/internal/otpstore"
 	"github.com/comfortech/platform/gateways/auth/internal/ratelimit"
 	"github.com/comfortech/platform/libs/auth"
 	"github.com/comfortech/platform/libs/kafka"
 	"github.com/comfortech/platform/libs/process"
+	"github.com/comfortech/platform/libs/rpc"
 	"github.com/comfortech/platform/libs/web"
 	authv1 "github.com/comfortech/platform/proto/comfortech/auth/v1"
 	"github.com/comfortech/platform/proto/openapi"
@@ -94,11 +96,11 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger, opts ...process.Optio
 	if err != nil {
 		return fmt.Errorf("auth gateway: %w", err)
 	}
-	sender := cfg.CodeSender
-	if sender == nil {
-		sender = devsink.New(0)
-		log.Warn("one-time codes are kept in memory, not sent: no SMS sender is configured yet")
+	sender, closeSender, err := codeSender(cfg, p, log)
+	if err != nil {
+		return fmt.Errorf("auth gateway: %w", err)
 	}
+	defer closeSender()
 	svc, err := app.New(app.Deps{
 		IdP: idp, Events: accountevents.New(producer, cfg.KafkaPublishTimeout),
 		PerPhone: perPhone, PerIP: perIP, Codes: otpstore.New(0, nil), Sender: sender, Log: log,
@@ -155,4 +157,30 @@ func limiters(cfg Config) (perPhone, perIP *ratelimit.Limiter, err error) {
 		return nil, nil, err
 	}
 	return perPhone, perIP, nil
+}
+
+// codeSender picks how one-time codes go out: the configured CodeSender,
+// else the notify service, else nowhere (kept in memory, with a warning).
+// The notify service is not a readiness check: login and registration
+// must go on while it is away; only sending a code fails then.
+func codeSender(cfg Config, p *process.Process, log *zap.Logger) (app.CodeSender, func(), error) {
+	switch {
+	case cfg.CodeSender != nil:
+		return cfg.CodeSender, func() {}, nil
+	case cfg.NotifyAddr == "":
+		log.Warn("one-time codes are kept in memory, not sent: NOTIFY_ADDR is empty")
+		return devsink.New(0), func() {}, nil
+	}
+	ts, err := auth.NewTokenSource(auth.ClientCredentialsConfig{
+		TokenURL: cfg.KeycloakURL + "/realms/" + cfg.KeycloakRealm + "/protocol/openid-connect/token",
+		ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret.Reveal(),
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	conn, err := rpc.Dial(cfg.NotifyAddr, p.Metrics, rpc.WithPerRPCCredentials(ts), rpc.WithCallTimeout(cfg.NotifyTimeout))
+	if err != nil {
+		return nil, nil, fmt.Errorf("NOTIFY_ADDR: %w", err)
+	}
+	return notifysms.New(conn), func() { _ = conn.Close() }, nil
 }

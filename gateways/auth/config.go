@@ -79,9 +79,17 @@ type Config struct {
 	// OTPResendInterval is the least time between two codes to one phone.
 	OTPResendInterval time.Duration `env:"OTP_RESEND_INTERVAL" envDefault:"30s"`
 
-	// CodeSender delivers one-time codes. Nil means a devsink.Sink: codes
-	// are kept in memory and not delivered, until the notify service sends
-	// SMS. Not read from the environment.
+	// NotifyAddr is the notify service's gRPC address, through which
+	// one-time codes go out by SMS (its DirectService, called with the
+	// gateway's service account). Empty: codes are kept in memory and not
+	// delivered (a devsink.Sink), for tests of the gateway alone.
+	NotifyAddr string `env:"NOTIFY_ADDR"`
+	// NotifyTimeout bounds a one-time code's delivery through the notify
+	// service, which waits for the SMS provider's answer.
+	NotifyTimeout time.Duration `env:"NOTIFY_TIMEOUT" envDefault:"15s"`
+
+	// CodeSender, when set, delivers one-time codes instead of the notify
+	// service. Not read from the environment.
 	CodeSender CodeSender `env:"-"`
 }
 
@@ -114,6 +122,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.KafkaPublishTimeout <= 0 {
 		c.KafkaPublishTimeout = 10 * time.Second
+	}
+	if c.NotifyTimeout <= 0 {
+		c.NotifyTimeout = 15 * time.Second
 	}
 	if c.OTPTTL <= 0 {
 		c.OTPTTL = 5 * time.Minute
