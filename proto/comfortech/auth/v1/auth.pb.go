@@ -1126,11 +1126,11 @@ const file_comfortech_auth_v1_auth_proto_rawDesc = "" +
 	"\aenabled\x18\x06 \x01(\bR\aenabled\x12\x14\n" +
 	"\x05roles\x18\a \x03(\tR\x05roles\x12;\n" +
 	"\vcreate_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"createTime\"\xa1\x03\n" +
+	"createTime\"\xa4\x03\n" +
 	"\x0fRegisterRequest\x121\n" +
-	"\x05phone\x18\x01 \x01(\tB\x1b\xbaH\x18r\x162\x14^\\+[1-9][0-9]{7,14}$R\x05phone\x12\x90\x01\n" +
-	"\bpassword\x18\x02 \x01(\tBt\xbaHq\xba\x01g\n" +
-	"\x0fpassword_policy\x12!must contain a letter and a digit\x1a1this.matches('[A-Za-z]') && this.matches('[0-9]')r\x05\x10\b\x18\x80\x01R\bpassword\x12\x1b\n" +
+	"\x05phone\x18\x01 \x01(\tB\x1b\xbaH\x18r\x162\x14^\\+[1-9][0-9]{7,14}$R\x05phone\x12\x93\x01\n" +
+	"\bpassword\x18\x02 \x01(\tBw\xbaHq\xba\x01g\n" +
+	"\x0fpassword_policy\x12!must contain a letter and a digit\x1a1this.matches('[A-Za-z]') && this.matches('[0-9]')r\x05\x10\b\x18\x80\x01\x80\x01\x01R\bpassword\x12\x1b\n" +
 	"\x04name\x18\x03 \x01(\tB\a\xbaH\x04r\x02\x18dR\x04name\x12 \n" +
 	"\x05email\x18\x04 \x01(\tB\n" +
 	"\xbaH\a\xd8\x01\x01r\x02`\x01R\x05email\x12B\n" +
@@ -1143,11 +1143,10 @@ const file_comfortech_auth_v1_auth_proto_rawDesc = "" +
 	"expires_in\x18\x03 \x01(\x05R\texpiresIn\x12,\n" +
 	"\x12refresh_expires_in\x18\x04 \x01(\x05R\x10refreshExpiresIn\x12\x1d\n" +
 	"\n" +
-	"token_type\x18\x05 \x01(\tR\ttokenType\"\x88\x01\n" +
+	"token_type\x18\x05 \x01(\tR\ttokenType\"\x8b\x01\n" +
 	"\fLoginRequest\x12P\n" +
-	"\busername\x18\x01 \x01(\tB4\xbaH1r/2-^(\\+[1-9][0-9]{7,14}|[a-z][a-z0-9._-]{2,63})$R\busername\x12&\n" +
-	"\bpassword\x18\x02 \x01(\tB\n" +
-	"\xbaH\ar\x05\x10\x01\x18\x80\x01R\bpassword\"\xc3\x01\n" +
+	"\busername\x18\x01 \x01(\tB4\xbaH1r/2-^(\\+[1-9][0-9]{7,14}|[a-z][a-z0-9._-]{2,63})$R\busername\x12)\n" +
+	"\bpassword\x18\x02 \x01(\tB\r\xbaH\ar\x05\x10\x01\x18\x80\x01\x80\x01\x01R\bpassword\"\xc3\x01\n" +
 	"\rLoginResponse\x12!\n" +
 	"\faccess_token\x18\x01 \x01(\tR\vaccessToken\x12#\n" +
 	"\rrefresh_token\x18\x02 \x01(\tR\frefreshToken\x12\x1d\n" +

@@ -828,11 +828,11 @@ const file_comfortech_data_v1_device_proto_rawDesc = "" +
 	"\x10GetDeviceRequest\x12%\n" +
 	"\tdevice_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\bdeviceId\"G\n" +
 	"\x11GetDeviceResponse\x122\n" +
-	"\x06device\x18\x01 \x01(\v2\x1a.comfortech.data.v1.DeviceR\x06device\"\xf9\x01\n" +
+	"\x06device\x18\x01 \x01(\v2\x1a.comfortech.data.v1.DeviceR\x06device\"\xfc\x01\n" +
 	"\x12ClaimDeviceRequest\x12>\n" +
-	"\x06serial\x18\x01 \x01(\tB&\xbaH#r!2\x1f^[A-Za-z0-9][A-Za-z0-9-]{3,63}$R\x06serial\x12:\n" +
+	"\x06serial\x18\x01 \x01(\tB&\xbaH#r!2\x1f^[A-Za-z0-9][A-Za-z0-9-]{3,63}$R\x06serial\x12=\n" +
 	"\n" +
-	"claim_code\x18\x02 \x01(\tB\x1b\xbaH\x18r\x162\x14^[A-Za-z0-9-]{6,32}$R\tclaimCode\x12\x1b\n" +
+	"claim_code\x18\x02 \x01(\tB\x1e\xbaH\x18r\x162\x14^[A-Za-z0-9-]{6,32}$\x80\x01\x01R\tclaimCode\x12\x1b\n" +
 	"\x04name\x18\x03 \x01(\tB\a\xbaH\x04r\x02\x18dR\x04name\x12$\n" +
 	"\ahome_id\x18\x04 \x01(\tB\v\xbaH\b\xd8\x01\x01r\x03\xb0\x01\x01R\x06homeId\x12$\n" +
 	"\aroom_id\x18\x05 \x01(\tB\v\xbaH\b\xd8\x01\x01r\x03\xb0\x01\x01R\x06roomId\"I\n" +

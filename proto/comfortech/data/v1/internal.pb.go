@@ -1092,14 +1092,14 @@ const file_comfortech_data_v1_internal_proto_rawDesc = "" +
 	"\n" +
 	"account_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\taccountId\"K\n" +
 	"\x12GetAccountResponse\x125\n" +
-	"\aaccount\x18\x01 \x01(\v2\x1b.comfortech.data.v1.AccountR\aaccount\"\xa6\x02\n" +
+	"\aaccount\x18\x01 \x01(\v2\x1b.comfortech.data.v1.AccountR\aaccount\"\xa9\x02\n" +
 	"\x15RegisterDeviceRequest\x12%\n" +
 	"\tdevice_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\bdeviceId\x12>\n" +
 	"\x06serial\x18\x02 \x01(\tB&\xbaH#r!2\x1f^[A-Za-z0-9][A-Za-z0-9-]{3,63}$R\x06serial\x126\n" +
 	"\x05model\x18\x03 \x01(\tB \xbaH\x1dr\x1b2\x19^[a-z0-9][a-z0-9-]{0,62}$R\x05model\x122\n" +
-	"\x10firmware_version\x18\x04 \x01(\tB\a\xbaH\x04r\x02\x18@R\x0ffirmwareVersion\x12:\n" +
+	"\x10firmware_version\x18\x04 \x01(\tB\a\xbaH\x04r\x02\x18@R\x0ffirmwareVersion\x12=\n" +
 	"\n" +
-	"claim_code\x18\x05 \x01(\tB\x1b\xbaH\x18r\x162\x14^[A-Za-z0-9-]{6,32}$R\tclaimCode\"L\n" +
+	"claim_code\x18\x05 \x01(\tB\x1e\xbaH\x18r\x162\x14^[A-Za-z0-9-]{6,32}$\x80\x01\x01R\tclaimCode\"L\n" +
 	"\x16RegisterDeviceResponse\x122\n" +
 	"\x06device\x18\x01 \x01(\v2\x1a.comfortech.data.v1.DeviceR\x06device\"@\n" +
 	"\x17UnregisterDeviceRequest\x12%\n" +

@@ -1130,22 +1130,22 @@ var File_comfortech_device_v1_admin_proto protoreflect.FileDescriptor
 
 const file_comfortech_device_v1_admin_proto_rawDesc = "" +
 	"\n" +
-	" comfortech/device/v1/admin.proto\x12\x14comfortech.device.v1\x1a\x1bbuf/validate/validate.proto\x1a\"comfortech/device/v1/command.proto\x1a#comfortech/device/v1/presence.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd2\x01\n" +
+	" comfortech/device/v1/admin.proto\x12\x14comfortech.device.v1\x1a\x1bbuf/validate/validate.proto\x1a\"comfortech/device/v1/command.proto\x1a#comfortech/device/v1/presence.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xdc\x01\n" +
 	"\x11ProvisionedDevice\x12\x1b\n" +
 	"\tdevice_id\x18\x01 \x01(\tR\bdeviceId\x12\x16\n" +
 	"\x06serial\x18\x02 \x01(\tR\x06serial\x12\x14\n" +
-	"\x05model\x18\x03 \x01(\tR\x05model\x12\x16\n" +
-	"\x06secret\x18\x04 \x01(\tR\x06secret\x12\x1d\n" +
+	"\x05model\x18\x03 \x01(\tR\x05model\x12\x1b\n" +
+	"\x06secret\x18\x04 \x01(\tB\x03\x80\x01\x01R\x06secret\x12\"\n" +
 	"\n" +
-	"claim_code\x18\x05 \x01(\tR\tclaimCode\x12;\n" +
+	"claim_code\x18\x05 \x01(\tB\x03\x80\x01\x01R\tclaimCode\x12;\n" +
 	"\vcreate_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"createTime\"\x83\x02\n" +
+	"createTime\"\x86\x02\n" +
 	"\x16ProvisionDeviceRequest\x12>\n" +
 	"\x06serial\x18\x01 \x01(\tB&\xbaH#r!2\x1f^[A-Za-z0-9][A-Za-z0-9-]{3,63}$R\x06serial\x126\n" +
 	"\x05model\x18\x02 \x01(\tB \xbaH\x1dr\x1b2\x19^[a-z0-9][a-z0-9-]{0,62}$R\x05model\x122\n" +
-	"\x10firmware_version\x18\x03 \x01(\tB\a\xbaH\x04r\x02\x18@R\x0ffirmwareVersion\x12=\n" +
+	"\x10firmware_version\x18\x03 \x01(\tB\a\xbaH\x04r\x02\x18@R\x0ffirmwareVersion\x12@\n" +
 	"\n" +
-	"claim_code\x18\x04 \x01(\tB\x1e\xbaH\x1b\xd8\x01\x01r\x162\x14^[A-Za-z0-9-]{6,32}$R\tclaimCode\"Z\n" +
+	"claim_code\x18\x04 \x01(\tB!\xbaH\x1b\xd8\x01\x01r\x162\x14^[A-Za-z0-9-]{6,32}$\x80\x01\x01R\tclaimCode\"Z\n" +
 	"\x17ProvisionDeviceResponse\x12?\n" +
 	"\x06device\x18\x01 \x01(\v2'.comfortech.device.v1.ProvisionedDeviceR\x06device\"\xc1\x01\n" +
 	"\x1cBatchProvisionDevicesRequest\x12\xa0\x01\n" +
@@ -1155,10 +1155,10 @@ const file_comfortech_device_v1_admin_proto_rawDesc = "" +
 	"\x05items\x18\x01 \x03(\v2'.comfortech.device.v1.ProvisionedDeviceR\x05items\"\x90\x01\n" +
 	"\x19RotateDeviceSecretRequest\x12%\n" +
 	"\tdevice_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\bdeviceId\x12L\n" +
-	"\fgrace_period\x18\x02 \x01(\v2\x19.google.protobuf.DurationB\x0e\xbaH\v\xaa\x01\b\"\x04\b\x80\xf5$2\x00R\vgracePeriod\"\xa2\x01\n" +
+	"\fgrace_period\x18\x02 \x01(\v2\x19.google.protobuf.DurationB\x0e\xbaH\v\xaa\x01\b\"\x04\b\x80\xf5$2\x00R\vgracePeriod\"\xa7\x01\n" +
 	"\x1aRotateDeviceSecretResponse\x12\x1b\n" +
-	"\tdevice_id\x18\x01 \x01(\tR\bdeviceId\x12\x16\n" +
-	"\x06secret\x18\x02 \x01(\tR\x06secret\x12O\n" +
+	"\tdevice_id\x18\x01 \x01(\tR\bdeviceId\x12\x1b\n" +
+	"\x06secret\x18\x02 \x01(\tB\x03\x80\x01\x01R\x06secret\x12O\n" +
 	"\x16old_secret_expire_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x13oldSecretExpireTime\"d\n" +
 	"\x19RevokeDeviceSecretRequest\x12%\n" +
 	"\tdevice_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\bdeviceId\x12 \n" +

@@ -344,12 +344,12 @@ var File_comfortech_device_v1_broker_proto protoreflect.FileDescriptor
 
 const file_comfortech_device_v1_broker_proto_rawDesc = "" +
 	"\n" +
-	"!comfortech/device/v1/broker.proto\x12\x14comfortech.device.v1\x1a\x1bbuf/validate/validate.proto\"\xbb\x01\n" +
+	"!comfortech/device/v1/broker.proto\x12\x14comfortech.device.v1\x1a\x1bbuf/validate/validate.proto\"\xbe\x01\n" +
 	"\x19AuthenticateDeviceRequest\x12'\n" +
 	"\tclient_id\x18\x01 \x01(\tB\n" +
 	"\xbaH\ar\x05\x10\x01\x18\x80\x02R\bclientId\x12$\n" +
-	"\busername\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x02R\busername\x12$\n" +
-	"\bpassword\x18\x03 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x02R\bpassword\x12)\n" +
+	"\busername\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x02R\busername\x12'\n" +
+	"\bpassword\x18\x03 \x01(\tB\v\xbaH\x05r\x03\x18\x80\x02\x80\x01\x01R\bpassword\x12)\n" +
 	"\vremote_addr\x18\x04 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x01R\n" +
 	"remoteAddr\"\x97\x01\n" +
 	"\x1aAuthenticateDeviceResponse\x12\x18\n" +

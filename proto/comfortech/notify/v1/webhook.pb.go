@@ -799,10 +799,10 @@ const file_comfortech_notify_v1_webhook_proto_rawDesc = "" +
 	"^https?://\x88\x01\x01R\x03url\x12*\n" +
 	"\vdescription\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\xf4\x03R\vdescription\x12d\n" +
 	"\vevent_types\x18\x03 \x03(\tBC\xbaH@\x92\x01=\x10d\x18\x01\"7r523^[a-z][a-z0-9-]{0,62}/([a-z][a-z0-9_.-]{0,127}|\\*)$R\n" +
-	"eventTypes\"z\n" +
+	"eventTypes\"\x7f\n" +
 	"\x1dCreateWebhookEndpointResponse\x12A\n" +
-	"\bendpoint\x18\x01 \x01(\v2%.comfortech.notify.v1.WebhookEndpointR\bendpoint\x12\x16\n" +
-	"\x06secret\x18\x02 \x01(\tR\x06secret\"o\n" +
+	"\bendpoint\x18\x01 \x01(\v2%.comfortech.notify.v1.WebhookEndpointR\bendpoint\x12\x1b\n" +
+	"\x06secret\x18\x02 \x01(\tB\x03\x80\x01\x01R\x06secret\"o\n" +
 	"\x1bListWebhookEndpointsRequest\x12'\n" +
 	"\tpage_size\x18\x01 \x01(\x05B\n" +
 	"\xbaH\a\x1a\x05\x18\xf4\x03(\x00R\bpageSize\x12'\n" +
@@ -834,9 +834,9 @@ const file_comfortech_notify_v1_webhook_proto_rawDesc = "" +
 	"\x1aRotateWebhookSecretRequest\x12)\n" +
 	"\vendpoint_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\n" +
 	"endpointId\x12L\n" +
-	"\fgrace_period\x18\x02 \x01(\v2\x19.google.protobuf.DurationB\x0e\xbaH\v\xaa\x01\b\"\x04\b\x80\xf5$2\x00R\vgracePeriod\"\x86\x01\n" +
-	"\x1bRotateWebhookSecretResponse\x12\x16\n" +
-	"\x06secret\x18\x01 \x01(\tR\x06secret\x12O\n" +
+	"\fgrace_period\x18\x02 \x01(\v2\x19.google.protobuf.DurationB\x0e\xbaH\v\xaa\x01\b\"\x04\b\x80\xf5$2\x00R\vgracePeriod\"\x8b\x01\n" +
+	"\x1bRotateWebhookSecretResponse\x12\x1b\n" +
+	"\x06secret\x18\x01 \x01(\tB\x03\x80\x01\x01R\x06secret\x12O\n" +
 	"\x16old_secret_expire_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x13oldSecretExpireTime2\xbf\b\n" +
 	"\x16WebhookEndpointService\x12\xa7\x01\n" +
 	"\x15CreateWebhookEndpoint\x122.comfortech.notify.v1.CreateWebhookEndpointRequest\x1a3.comfortech.notify.v1.CreateWebhookEndpointResponse\"%\x82\xd3\xe4\x93\x02\x1f:\x01*\"\x1a/v1/notifications/webhooks\x12\xa1\x01\n" +

@@ -1,0 +1,425 @@
+// Package audit records administrative actions — who did what, when, to
+// which resource, and the resource before and after — as
+// comfortech.events.v1.AuditEvent on the `audit` topic, where the data
+// service stores them for GET /v1/audit.
+//
+// A service lists its audited gRPC methods in a Methods table and installs
+// Interceptor after authentication: every call of a listed method is
+// recorded, succeeded or failed, with the caller taken from the verified
+// token. Fields marked `debug_redact` in the protos (secrets, claim codes)
+// never reach the record.
+package audit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/reflect/protoregistry"
+	"google.golang.org/protobuf/types/descriptorpb"
+	"google.golang.org/protobuf/types/known/structpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/comfortech/platform/libs/auth"
+	"github.com/comfortech/platform/libs/kafka"
+	"github.com/comfortech/platform/libs/logging"
+	"github.com/comfortech/platform/libs/requestid"
+	eventsv1 "github.com/comfortech/platform/proto/comfortech/events/v1"
+)
+
+// Topic is where audit events go, and EventType their ce_type.
+const (
+	Topic     = "audit"
+	EventType = "comfortech.audit.v1"
+)
+
+// publishTimeout bounds the wait for Kafka's acknowledgement of a record.
+const publishTimeout = 5 * time.Second
+
+// Method says how calls of one gRPC method are recorded.
+type Method struct {
+	// Action is `<area>.<verb>`, e.g. `device.provision`.
+	Action string
+	// ResourceType is the kind of resource, e.g. `device`.
+	ResourceType string
+	// ID is the path of the resource id: request fields ("device_id",
+	// "application.name"), or response fields after "response."
+	// ("response.device.device_id") for resources the call creates. A path
+	// through a repeated field records one event per element. In the
+	// response, the first message on the path ("device", or an element of
+	// "items") is the resource after the call.
+	ID string
+	// After is the response field holding the resource after the call when
+	// ID is a request path ("model"); empty: the whole response.
+	After string
+	// Reason is the request field holding the operator's reason, if any.
+	Reason string
+	// Before loads the resource as it is before the call, by id, for
+	// changes and deletions; nil for creations. ErrNotFound (or any
+	// NotFound status) records no "before".
+	Before func(ctx context.Context, id string) (proto.Message, error)
+}
+
+// Methods maps full gRPC method names to how they are recorded.
+type Methods map[string]Method
+
+// Check reports the first method of ms that is not a registered gRPC
+// method, or whose ID, Reason or After path names no field of its request
+// or response.
+func (ms Methods) Check() error {
+	for name, m := range ms {
+		svc, method, ok := strings.Cut(strings.TrimPrefix(name, "/"), "/")
+		if !ok {
+			return fmt.Errorf("audit: %q is not a full method name", name)
+		}
+		d, err := protoregistry.GlobalFiles.FindDescriptorByName(protoreflect.FullName(svc))
+		sd, isSvc := d.(protoreflect.ServiceDescriptor)
+		if err != nil || !isSvc || sd.Methods().ByName(protoreflect.Name(method)) == nil {
+			return fmt.Errorf("audit: %s is not a registered gRPC method", name)
+		}
+		md := sd.Methods().ByName(protoreflect.Name(method))
+		type path struct {
+			msg  protoreflect.MessageDescriptor
+			path string
+		}
+		idPath := path{md.Input(), m.ID}
+		if rest, ok := strings.CutPrefix(m.ID, responsePrefix); ok {
+			idPath = path{md.Output(), rest}
+		}
+		paths := []path{idPath, {md.Input(), m.Reason}, {md.Output(), m.After}}
+		for _, p := range paths {
+			if p.path != "" && !hasPath(p.msg, strings.Split(p.path, ".")) {
+				return fmt.Errorf("audit: %s: %s has no field %q", name, p.msg.FullName(), p.path)
+			}
+		}
+	}
+	return nil
+}
+
+// hasPath reports whether names lead through md's fields.
+func hasPath(md protoreflect.MessageDescriptor, names []string) bool {
+	fd := md.Fields().ByName(protoreflect.Name(names[0]))
+	switch {
+	case fd == nil:
+		return false
+	case len(names) == 1:
+		return true
+	case fd.Kind() != protoreflect.MessageKind || fd.IsMap():
+		return false
+	}
+	return hasPath(fd.Message(), names[1:])
+}
+
+// Publisher sends a Kafka message and waits for its acknowledgement
+// (*kafka.Producer).
+type Publisher interface {
+	Publish(ctx context.Context, m kafka.Message) error
+}
+
+// Recorder publishes audit events for one part.
+type Recorder struct {
+	pub    Publisher
+	source string
+	log    *zap.Logger
+	events *prometheus.CounterVec
+	now    func() time.Time
+}
+
+// NewRecorder returns a Recorder publishing through pub as source (the
+// CloudEvents ce_source, e.g. "/services/device"), counting what it does in
+// comfort_audit_events_total{result} on reg.
+func NewRecorder(pub Publisher, source string, log *zap.Logger, reg prometheus.Registerer) (*Recorder, error) {
+	events := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "comfort_audit_events_total",
+		Help: "Audit events by result: published, or failed (Kafka did not take it; the action stands and the failure is logged).",
+	}, []string{"result"})
+	if reg != nil {
+		if err := reg.Register(events); err != nil {
+			return nil, fmt.Errorf("audit: metrics: %w", err)
+		}
+	}
+	return &Recorder{pub: pub, source: source, log: log, events: events, now: time.Now}, nil
+}
+
+// Interceptor records every call of the methods in ms. It must run after
+// authentication, so that the caller is known. It panics when ms does not
+// Check: the table is code, and a wrong path would silently record
+// nothing.
+func (r *Recorder) Interceptor(ms Methods) grpc.UnaryServerInterceptor {
+	if err := ms.Check(); err != nil {
+		panic(err)
+	}
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		m, ok := ms[info.FullMethod]
+		if !ok {
+			return handler(ctx, req)
+		}
+		reqMsg, _ := req.(proto.Message)
+		var before map[string]*structpb.Struct
+		if m.Before != nil && reqMsg != nil && !strings.HasPrefix(m.ID, responsePrefix) {
+			before = r.load(ctx, m, reqMsg)
+		}
+		resp, err := handler(ctx, req)
+		respMsg, _ := resp.(proto.Message)
+		r.record(ctx, m, reqMsg, respMsg, before, err)
+		return resp, err
+	}
+}
+
+// responsePrefix marks an id path in the response.
+const responsePrefix = "response."
+
+// load fetches the resources the request names, as they are now.
+func (r *Recorder) load(ctx context.Context, m Method, req proto.Message) map[string]*structpb.Struct {
+	out := map[string]*structpb.Struct{}
+	for _, f := range find(req, m.ID) {
+		res, err := m.Before(ctx, f.id)
+		if err != nil {
+			if status.Code(err) != codes.NotFound && !errors.Is(err, ErrNotFound) {
+				logging.For(ctx, r.log).Warn("audit: resource before the action not loaded", zap.String("action", m.Action), zap.Error(err))
+			}
+			continue
+		}
+		out[f.id] = toStruct(res)
+	}
+	return out
+}
+
+// ErrNotFound may be returned by Method.Before for a resource that does not exist.
+var ErrNotFound = errors.New("audit: not found")
+
+// record builds and publishes the events of one call.
+func (r *Recorder) record(ctx context.Context, m Method, req, resp proto.Message, before map[string]*structpb.Struct, callErr error) {
+	var found []field
+	if path, ok := strings.CutPrefix(m.ID, responsePrefix); ok {
+		if resp != nil {
+			found = find(resp, path)
+		}
+	} else if req != nil {
+		found = find(req, m.ID)
+		for i := range found {
+			found[i].item = nil // the request's copy is not the resource after
+		}
+	}
+	if len(found) == 0 {
+		found = []field{{}}
+	}
+	e := &eventsv1.AuditEvent{
+		Actor: actor(ctx), Action: m.Action, ResourceType: m.ResourceType,
+		Outcome: eventsv1.AuditOutcome_AUDIT_OUTCOME_SUCCEEDED, RequestId: requestid.From(ctx),
+		Time: timestamppb.New(r.now()),
+	}
+	if m.Reason != "" && req != nil {
+		if fs := find(req, m.Reason); len(fs) > 0 {
+			e.Reason = fs[0].id
+		}
+	}
+	if callErr != nil {
+		e.Outcome = eventsv1.AuditOutcome_AUDIT_OUTCOME_FAILED
+		st := status.Convert(callErr)
+		e.Reason = strings.TrimSpace(st.Code().String() + ": " + st.Message() + reasonSuffix(e.Reason))
+	}
+	msgs := make([]kafka.Message, 0, len(found))
+	for _, f := range found {
+		ev := proto.CloneOf(e)
+		ev.Id, ev.ResourceId, ev.Before = newID(), f.id, before[f.id]
+		if callErr == nil {
+			ev.After = toStruct(afterOf(m, f, resp))
+		}
+		msg, err := kafka.EncodeEvent(ctx, Topic, kafka.Event{ID: ev.GetId(), Source: r.source, Type: EventType,
+			Time: ev.GetTime().AsTime(), Key: f.id, Data: ev})
+		if err != nil {
+			r.failed(ctx, m, err)
+			return
+		}
+		msgs = append(msgs, msg)
+	}
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), publishTimeout)
+	defer cancel()
+	for _, msg := range msgs {
+		if err := r.pub.Publish(pctx, msg); err != nil {
+			r.failed(ctx, m, err)
+			continue
+		}
+		r.events.WithLabelValues("published").Inc()
+	}
+}
+
+func reasonSuffix(reason string) string {
+	if reason == "" {
+		return ""
+	}
+	return " (operator's reason: " + reason + ")"
+}
+
+// failed counts and logs a record that did not reach Kafka. The action
+// itself stands: it was carried out before it was recorded.
+func (r *Recorder) failed(ctx context.Context, m Method, err error) {
+	r.events.WithLabelValues("failed").Inc()
+	logging.For(ctx, r.log).Error("audit event lost", zap.String("action", m.Action), zap.Error(err))
+}
+
+// actor is the verified caller of ctx.
+func actor(ctx context.Context) *eventsv1.AuditActor {
+	a := &eventsv1.AuditActor{Ip: clientIP(ctx)}
+	if p, ok := auth.PrincipalFrom(ctx); ok {
+		a.AccountId, a.Username, a.ClientId = p.Subject, p.Username, p.ClientID
+		app := p.AppClient
+		if app == "" {
+			app = auth.DefaultAppClient
+		}
+		a.Roles = append(append(a.Roles, p.ClientRoles[app]...), p.RealmRoles...)
+	}
+	return a
+}
+
+// clientIP is the address the gateway saw (grpc-gateway forwards it as
+// x-forwarded-for), else the peer's.
+func clientIP(ctx context.Context) string {
+	if md, ok := metadata.FromIncomingContext(ctx); ok {
+		if v := md.Get("x-forwarded-for"); len(v) > 0 {
+			first, _, _ := strings.Cut(v[0], ",")
+			return strings.TrimSpace(first)
+		}
+	}
+	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+		if host, _, err := net.SplitHostPort(p.Addr.String()); err == nil {
+			return host
+		}
+	}
+	return ""
+}
+
+// afterOf is the resource after the call: the message the id was found in
+// within the response, else the response's After field, else the response.
+func afterOf(m Method, f field, resp proto.Message) proto.Message {
+	switch {
+	case f.item != nil:
+		return f.item
+	case resp == nil || m.After == "":
+		return resp
+	}
+	r := resp.ProtoReflect()
+	fd := r.Descriptor().Fields().ByName(protoreflect.Name(m.After))
+	if fd == nil || fd.Kind() != protoreflect.MessageKind || fd.IsList() || fd.IsMap() || !r.Has(fd) {
+		return nil
+	}
+	return r.Get(fd).Message().Interface()
+}
+
+// field is an id found at a path, with the first message on the path it
+// sits in.
+type field struct {
+	id   string
+	item proto.Message
+}
+
+// find returns the values at path in m (dot-separated field names; a
+// repeated message field is walked element by element).
+func find(m proto.Message, path string) []field {
+	if path == "" {
+		return nil
+	}
+	var out []field
+	var walk func(msg protoreflect.Message, names []string, item proto.Message)
+	walk = func(msg protoreflect.Message, names []string, item proto.Message) {
+		fd := msg.Descriptor().Fields().ByName(protoreflect.Name(names[0]))
+		if fd == nil || !msg.Has(fd) {
+			return
+		}
+		v := msg.Get(fd)
+		switch {
+		case len(names) == 1 && fd.Kind() == protoreflect.StringKind && !fd.IsList():
+			out = append(out, field{id: v.String(), item: item})
+		case fd.IsList() && fd.Kind() == protoreflect.MessageKind && len(names) > 1:
+			l := v.List()
+			for i := range l.Len() {
+				el := l.Get(i).Message()
+				it := item
+				if it == nil {
+					it = el.Interface()
+				}
+				walk(el, names[1:], it)
+			}
+		case fd.Kind() == protoreflect.MessageKind && !fd.IsList() && !fd.IsMap() && len(names) > 1:
+			it := item
+			if it == nil {
+				it = v.Message().Interface()
+			}
+			walk(v.Message(), names[1:], it)
+		}
+	}
+	walk(m.ProtoReflect(), strings.Split(path, "."), nil)
+	return out
+}
+
+// toStruct renders m as a Struct without its redacted fields; nil for an
+// empty message (a deletion's answer).
+func toStruct(m proto.Message) *structpb.Struct {
+	if m == nil {
+		return nil
+	}
+	c := proto.Clone(m)
+	redact(c.ProtoReflect())
+	b, err := protojson.MarshalOptions{UseProtoNames: true}.Marshal(c)
+	if err != nil {
+		return nil
+	}
+	s := &structpb.Struct{}
+	if err := protojson.Unmarshal(b, s); err != nil || len(s.GetFields()) == 0 {
+		return nil
+	}
+	return s
+}
+
+// redact clears every field marked debug_redact, at any depth.
+func redact(m protoreflect.Message) {
+	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		if opts, ok := fd.Options().(*descriptorpb.FieldOptions); ok && opts.GetDebugRedact() {
+			m.Clear(fd)
+			return true
+		}
+		if fd.Kind() != protoreflect.MessageKind && fd.Kind() != protoreflect.GroupKind {
+			return true
+		}
+		switch {
+		case fd.IsList():
+			for i := range v.List().Len() {
+				redact(v.List().Get(i).Message())
+			}
+		case fd.IsMap():
+			if fd.MapValue().Kind() == protoreflect.MessageKind {
+				v.Map().Range(func(_ protoreflect.MapKey, mv protoreflect.Value) bool {
+					redact(mv.Message())
+					return true
+				})
+			}
+		default:
+			redact(v.Message())
+		}
+		return true
+	})
+}
+
+// newID is an event id: a UUIDv7, so ids sort by time.
+func newID() string {
+	id, err := uuid.NewV7()
+	if err != nil {
+		return uuid.NewString()
+	}
+	return id.String()
+}

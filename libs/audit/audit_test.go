@@ -1,0 +1,202 @@
+package audit_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/comfortech/platform/libs/audit"
+	"github.com/comfortech/platform/libs/auth"
+	"github.com/comfortech/platform/libs/kafka"
+	devicev1 "github.com/comfortech/platform/proto/comfortech/device/v1"
+	eventsv1 "github.com/comfortech/platform/proto/comfortech/events/v1"
+)
+
+// sink keeps what the recorder publishes; fail makes it refuse.
+type sink struct {
+	mu   sync.Mutex
+	msgs []kafka.Message
+	fail bool
+}
+
+func (s *sink) Publish(_ context.Context, m kafka.Message) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.fail {
+		return errors.New("kafka away")
+	}
+	s.msgs = append(s.msgs, m)
+	return nil
+}
+
+func (s *sink) events(t *testing.T) []*eventsv1.AuditEvent {
+	t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []*eventsv1.AuditEvent
+	for i := range s.msgs {
+		e := &eventsv1.AuditEvent{}
+		ce, err := kafka.DecodeEvent(&s.msgs[i], e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ce.Type != "comfortech.audit.v1" || ce.Source != "/services/device" || string(s.msgs[i].Key) != e.GetResourceId() || s.msgs[i].Topic != audit.Topic {
+			t.Fatalf("event envelope %+v key %q topic %s", ce, s.msgs[i].Key, s.msgs[i].Topic)
+		}
+		out = append(out, e)
+	}
+	s.msgs = nil
+	return out
+}
+
+const (
+	provision = "/comfortech.device.v1.DeviceAdminService/BatchProvisionDevices"
+	rotate    = "/comfortech.device.v1.DeviceAdminService/RotateDeviceSecret"
+	revoke    = "/comfortech.device.v1.DeviceAdminService/RevokeDeviceSecret"
+	presence  = "/comfortech.device.v1.DeviceAdminService/GetDevicePresence"
+)
+
+func TestInterceptor(t *testing.T) {
+	s := &sink{}
+	reg := prometheus.NewRegistry()
+	r, err := audit.NewRecorder(s, "/services/device", zap.NewNop(), reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	loaded := 0
+	intercept := r.Interceptor(audit.Methods{
+		provision: {Action: "device.provision", ResourceType: "device", ID: "response.items.device_id"},
+		rotate: {Action: "device.rotate_secret", ResourceType: "device", ID: "device_id",
+			Before: func(_ context.Context, id string) (proto.Message, error) {
+				loaded++
+				return &devicev1.ProvisionedDevice{DeviceId: id, Serial: "CT-1", Secret: "old-secret"}, nil
+			}},
+		revoke: {Action: "device.revoke_secret", ResourceType: "device", ID: "device_id", Reason: "reason"},
+	})
+	ctx := auth.WithPrincipal(context.Background(), &auth.Principal{Subject: "admin-1", Username: "admin", ClientID: "comfortech-admin",
+		ClientRoles: map[string][]string{auth.DefaultAppClient: {"admin"}}})
+	ctx = metadata.NewIncomingContext(ctx, metadata.Pairs("x-forwarded-for", "203.0.113.7, 10.0.0.1"))
+	call := func(method string, req, resp proto.Message, err error) error {
+		_, got := intercept(ctx, req, &grpc.UnaryServerInfo{FullMethod: method}, func(context.Context, any) (any, error) { return resp, err })
+		return got
+	}
+
+	// A creation: one event per created device, the secrets left out.
+	err = call(provision, &devicev1.BatchProvisionDevicesRequest{}, &devicev1.BatchProvisionDevicesResponse{Items: []*devicev1.ProvisionedDevice{
+		{DeviceId: "d1", Serial: "CT-1", Secret: "s1", ClaimCode: "C1"}, {DeviceId: "d2", Serial: "CT-2", Secret: "s2", ClaimCode: "C2"},
+	}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	evs := s.events(t)
+	if len(evs) != 2 {
+		t.Fatalf("batch provisioning recorded %d events, want 2", len(evs))
+	}
+	for i, e := range evs {
+		after := e.GetAfter().AsMap()
+		want := []string{"d1", "d2"}[i]
+		if e.GetResourceId() != want || after["device_id"] != want || after["secret"] != nil || after["claim_code"] != nil || e.GetBefore() != nil {
+			t.Errorf("event %d: %v", i, e)
+		}
+		a := e.GetActor()
+		if e.GetAction() != "device.provision" || e.GetOutcome() != eventsv1.AuditOutcome_AUDIT_OUTCOME_SUCCEEDED ||
+			a.GetAccountId() != "admin-1" || a.GetUsername() != "admin" || a.GetClientId() != "comfortech-admin" ||
+			a.GetIp() != "203.0.113.7" || len(a.GetRoles()) != 1 || e.GetTime() == nil {
+			t.Errorf("event %d: %v", i, e)
+		}
+	}
+
+	// A change: the resource before (loaded first) and after, no secrets.
+	if err := call(rotate, &devicev1.RotateDeviceSecretRequest{DeviceId: "d1"},
+		&devicev1.RotateDeviceSecretResponse{DeviceId: "d1", Secret: "new-secret"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	evs = s.events(t)
+	if len(evs) != 1 || loaded != 1 {
+		t.Fatalf("rotation: %d events, %d loads", len(evs), loaded)
+	}
+	before, after := evs[0].GetBefore().AsMap(), evs[0].GetAfter().AsMap()
+	if before["serial"] != "CT-1" || before["secret"] != nil || after["device_id"] != "d1" || after["secret"] != nil {
+		t.Errorf("rotation before %v after %v", before, after)
+	}
+
+	// A refused call is recorded as failed, with the error and the
+	// operator's reason, and fails the same.
+	refusal := status.Error(codes.NotFound, "device not found")
+	if err := call(revoke, &devicev1.RevokeDeviceSecretRequest{DeviceId: "d9", Reason: "stolen"}, nil, refusal); status.Code(err) != codes.NotFound {
+		t.Fatalf("revoke: %v", err)
+	}
+	evs = s.events(t)
+	if len(evs) != 1 || evs[0].GetOutcome() != eventsv1.AuditOutcome_AUDIT_OUTCOME_FAILED || evs[0].GetResourceId() != "d9" ||
+		evs[0].GetReason() != "NotFound: device not found (operator's reason: stolen)" || evs[0].GetAfter() != nil {
+		t.Errorf("failed revoke: %v", evs)
+	}
+
+	// A method outside the table is not recorded.
+	if err := call(presence, &devicev1.GetDevicePresenceRequest{DeviceId: "d1"}, &devicev1.GetDevicePresenceResponse{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if evs := s.events(t); len(evs) != 0 {
+		t.Errorf("a read was recorded: %v", evs)
+	}
+
+	// Kafka away: the action stands, the loss is counted.
+	s.fail = true
+	if err := call(revoke, &devicev1.RevokeDeviceSecretRequest{DeviceId: "d1"}, &devicev1.RevokeDeviceSecretResponse{}, nil); err != nil {
+		t.Fatalf("revoke with Kafka away: %v", err)
+	}
+	if got := counter(t, reg, "failed"); got != 1 {
+		t.Errorf("failed records counted %v, want 1", got)
+	}
+	if got := counter(t, reg, "published"); got != 4 {
+		t.Errorf("published records counted %v, want 4", got)
+	}
+}
+
+// counter reads comfort_audit_events_total{result} from reg.
+func counter(t *testing.T, reg *prometheus.Registry, result string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			if mf.GetName() == "comfort_audit_events_total" && m.GetLabel()[0].GetValue() == result {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	return 0
+}
+
+// TestCheck: a table naming a field that does not exist is refused.
+func TestCheck(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		ms   audit.Methods
+		ok   bool
+	}{
+		{"good", audit.Methods{provision: {ID: "response.items.device_id"}, revoke: {ID: "device_id", Reason: "reason"}}, true},
+		{"unknown method", audit.Methods{"/comfortech.device.v1.DeviceAdminService/Nope": {}}, false},
+		{"not a method name", audit.Methods{"DeviceAdminService": {}}, false},
+		{"request field missing", audit.Methods{revoke: {ID: "device.device_id"}}, false},
+		{"response field missing", audit.Methods{provision: {ID: "response.devices.device_id"}}, false},
+		{"reason missing", audit.Methods{revoke: {ID: "device_id", Reason: "why"}}, false},
+		{"after missing", audit.Methods{rotate: {ID: "device_id", After: "device"}}, false},
+		{"through a scalar", audit.Methods{revoke: {ID: "device_id.x"}}, false},
+	} {
+		if err := c.ms.Check(); (err == nil) != c.ok {
+			t.Errorf("%s: %v", c.name, err)
+		}
+	}
+}
