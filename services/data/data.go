@@ -22,6 +22,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/comfortech/platform/libs/audit"
 	"github.com/comfortech/platform/libs/auth"
 	"github.com/comfortech/platform/libs/kafka"
 	"github.com/comfortech/platform/libs/logging"
@@ -32,6 +33,7 @@ import (
 	"github.com/comfortech/platform/libs/web"
 	"github.com/comfortech/platform/services/data/internal/accountsync"
 	"github.com/comfortech/platform/services/data/internal/app"
+	"github.com/comfortech/platform/services/data/internal/auditlog"
 	"github.com/comfortech/platform/services/data/internal/grpcapi"
 	"github.com/comfortech/platform/services/data/internal/store/sqlstore"
 	"github.com/comfortech/platform/services/data/internal/telemetry"
@@ -99,6 +101,10 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger, opts ...process.Optio
 	if err := sqlstore.Migrate(ctx, db); err != nil {
 		return fmt.Errorf("data: %w", err)
 	}
+	auditLog := auditlog.New(db)
+	if err := auditLog.Migrate(ctx); err != nil {
+		return fmt.Errorf("data: %w", err)
+	}
 
 	kcfg := kafka.Config{Brokers: cfg.KafkaBrokers, ClientID: "data-service", DialTimeout: 5 * time.Second}
 	km, err := kafka.NewMetrics(p.Metrics)
@@ -136,7 +142,12 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger, opts ...process.Optio
 	}
 	p.Go("account.events consumer", runner.Run)
 
-	srv, err := p.GRPCServer(cfg.GRPCAddr, ls.GRPC, rpc.WithAuth(v, auth.WithMethodRoles(methodRoles)))
+	rec, err := audit.NewRecorder(producer, "/services/data", log.Named("audit"), p.Metrics)
+	if err != nil {
+		return fmt.Errorf("data: %w", err)
+	}
+	srv, err := p.GRPCServer(cfg.GRPCAddr, ls.GRPC, rpc.WithAuth(v, auth.WithMethodRoles(methodRoles)),
+		rpc.WithServerInterceptors(rec.Interceptor(grpcapi.AuditMethods(a, log)), nil))
 	if err != nil {
 		return fmt.Errorf("data: %w", err)
 	}
@@ -151,8 +162,14 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger, opts ...process.Optio
 		return fmt.Errorf("data: %w", err)
 	}
 	p.Go("device.telemetry consumer", telemetryRunner.Run)
+	auditRunner, err := auditLog.NewConsumer(kcfg, producer, log, km)
+	if err != nil {
+		return fmt.Errorf("data: %w", err)
+	}
+	p.Go("audit consumer", auditRunner.Run)
 	a.SetDeviceHooks(tel)
 	grpcapi.Register(srv, a, tel, log)
+	grpcapi.RegisterAudit(srv, auditLog, log)
 	log.Info("data service configured", zap.String("database", string(db.Dialect)),
 		zap.Strings("kafka", cfg.KafkaBrokers),
 		zap.Int("claim_attempts", cfg.ClaimAttempts), zap.Duration("claim_period", cfg.ClaimPeriod),

@@ -60,7 +60,11 @@ func notFound(what string) error { return &Error{Kind: ErrNotFound, Msg: what + 
 func conflict(msg string) error { return &Error{Kind: ErrConflict, Msg: msg} }
 
 // invalid reports a broken rule on a request field.
-func invalid(field, reason string) error {
+func invalid(field, reason string) error { return Invalid(field, reason) }
+
+// Invalid reports that the request field breaks a rule, for use cases
+// outside this package (the audit log).
+func Invalid(field, reason string) error {
 	return &Error{Kind: ErrInvalid, Field: field, Msg: fmt.Sprintf("%s: %s", field, reason)}
 }
 

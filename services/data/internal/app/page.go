@@ -3,6 +3,7 @@ package app
 import (
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 )
 
 // Page sizes of every list (the protos document them).
@@ -43,12 +44,18 @@ func encodeToken(c Cursor) string {
 // limit to ask the store for (one more than the page, to learn whether a
 // next page exists).
 func parsePage(p PageRequest) (Cursor, int, error) {
+	return ParsePage(p, DefaultPageSize, MaxPageSize)
+}
+
+// ParsePage is parsePage for a list with its own default and largest page
+// sizes (the audit log's 100 and 1000).
+func ParsePage(p PageRequest, defaultSize, maxSize int) (Cursor, int, error) {
 	size := int(p.Size)
 	switch {
-	case size < 0 || size > MaxPageSize:
-		return Cursor{}, 0, invalid("page_size", "must be between 0 and 500")
+	case size < 0 || size > maxSize:
+		return Cursor{}, 0, invalid("page_size", fmt.Sprintf("must be between 0 and %d", maxSize))
 	case size == 0:
-		size = DefaultPageSize
+		size = defaultSize
 	}
 	var c Cursor
 	if p.Token != "" {
@@ -58,6 +65,12 @@ func parsePage(p PageRequest) (Cursor, int, error) {
 		}
 	}
 	return c, size + 1, nil
+}
+
+// NextPage trims rows fetched with a limit from ParsePage and returns the
+// token of the next page ("" on the last one).
+func NextPage[T any](rows []T, limit int, key func(T) Cursor) ([]T, string) {
+	return page(rows, limit, key)
 }
 
 // page trims rows fetched with limit = size+1 to size and returns the
