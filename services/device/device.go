@@ -13,8 +13,10 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/comfortech/platform/libs/audit"
 	"github.com/comfortech/platform/libs/auth"
 	"github.com/comfortech/platform/libs/config"
+	"github.com/comfortech/platform/libs/kafka"
 	"github.com/comfortech/platform/libs/logging"
 	"github.com/comfortech/platform/libs/process"
 	"github.com/comfortech/platform/libs/rpc"
@@ -189,7 +191,25 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger, opts ...process.Optio
 	}
 	a := app.New(sqlstore.New(db), dataclient.New(dataConn), app.Config{Broker: broker, Log: log})
 
-	srv, err := p.GRPCServer(cfg.GRPCAddr, ls.GRPC, rpc.WithAuth(v, auth.WithMethodRoles(methodRoles)))
+	serverOpts := []rpc.ServerOption{rpc.WithAuth(v, auth.WithMethodRoles(methodRoles))}
+	if len(cfg.KafkaBrokers) > 0 {
+		// Operator actions go to the audit log through a producer of their
+		// own: they never queue behind telemetry.
+		producer, err := kafka.NewProducer(kafka.Config{Brokers: cfg.KafkaBrokers, ClientID: "device-service-audit",
+			DialTimeout: 5 * time.Second}, log.Named("audit"), nil)
+		if err != nil {
+			return fmt.Errorf("device: %w", err)
+		}
+		defer func() { _ = producer.Close() }()
+		rec, err := audit.NewRecorder(producer, "/services/device", log.Named("audit"), p.Metrics)
+		if err != nil {
+			return fmt.Errorf("device: %w", err)
+		}
+		serverOpts = append(serverOpts, rpc.WithServerInterceptors(rec.Interceptor(grpcapi.AuditMethods(a)), nil))
+	} else {
+		log.Warn("KAFKA_BROKERS not set: operator actions are not audited")
+	}
+	srv, err := p.GRPCServer(cfg.GRPCAddr, ls.GRPC, serverOpts...)
 	if err != nil {
 		return fmt.Errorf("device: %w", err)
 	}

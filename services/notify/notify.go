@@ -27,6 +27,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/comfortech/platform/libs/audit"
 	"github.com/comfortech/platform/libs/auth"
 	"github.com/comfortech/platform/libs/config"
 	"github.com/comfortech/platform/libs/kafka"
@@ -251,7 +252,12 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger, opts ...process.Optio
 	p.Go("dead-letter recorder", dlqRunner.Run)
 	p.Go("delivery scheduler", svc.Run)
 
-	srv, err := p.GRPCServer(cfg.GRPCAddr, ls.GRPC, rpc.WithAuth(v, auth.WithMethodRoles(methodRoles)))
+	rec, err := audit.NewRecorder(producer, "/services/notify", log.Named("audit"), p.Metrics)
+	if err != nil {
+		return fmt.Errorf("notify: %w", err)
+	}
+	srv, err := p.GRPCServer(cfg.GRPCAddr, ls.GRPC, rpc.WithAuth(v, auth.WithMethodRoles(methodRoles)),
+		rpc.WithServerInterceptors(rec.Interceptor(grpcapi.AuditMethods(svc, log)), nil))
 	if err != nil {
 		return fmt.Errorf("notify: %w", err)
 	}

@@ -323,6 +323,12 @@ func (a *App) Decommission(ctx context.Context, deviceID string) error {
 	return a.store.DeleteCredentials(ctx, deviceID)
 }
 
+// Credential returns a device's credential record (hashes only), for the
+// audit log's picture of a device before an operator's change.
+func (a *App) Credential(ctx context.Context, deviceID string) (Credential, error) {
+	return a.credential(ctx, deviceID)
+}
+
 func (a *App) credential(ctx context.Context, deviceID string) (Credential, error) {
 	if _, err := uuid.Parse(deviceID); err != nil {
 		return Credential{}, invalid("device_id", "must be a UUID")
