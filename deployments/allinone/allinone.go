@@ -397,7 +397,7 @@ func parts(cfg Config, id *identity, addrs wiring) []part {
 		{"admin-gateway", "http", func(ctx context.Context, log *zap.Logger, opts ...process.Option) error {
 			return admingw.Run(ctx, admingw.Config{
 				HTTP: cfg.HTTP, BodyLimit: web.DefaultBodyLimit, Auth: id.settings("admin-gateway"),
-				DeviceAddr: addrs.device, NotifyAddr: addrs.notify, CallTimeout: rpc.DefaultCallTimeout,
+				DataAddr: addrs.data, DeviceAddr: addrs.device, NotifyAddr: addrs.notify, CallTimeout: rpc.DefaultCallTimeout,
 			}, log, opts...)
 		}},
 	}

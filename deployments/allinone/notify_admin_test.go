@@ -139,7 +139,9 @@ func TestAdminNotificationsAPI(t *testing.T) {
 		t.Fatalf("templates: %d %+v", code, env.Error)
 	}
 	var tmpl string
-	for _, x := range decode[struct{ Items []struct{ ID, Application string } }](t, env).Items {
+	for _, x := range decode[struct {
+		Items []struct{ ID, Application string }
+	}](t, env).Items {
 		if x.Application == "auth" {
 			tmpl = x.ID
 		}
@@ -196,7 +198,9 @@ func deadLetterFromOutbox(t *testing.T, broker string, adminAPI call, admin stri
 		if code != http.StatusOK {
 			t.Fatalf("dead letters: %d %+v", code, env.Error)
 		}
-		for _, d := range decode[struct{ Items []struct{ ID, Key, Reason string } }](t, env).Items {
+		for _, d := range decode[struct {
+			Items []struct{ ID, Key, Reason string }
+		}](t, env).Items {
 			if d.Key == key {
 				if d.Reason == "" {
 					t.Fatalf("dead letter %+v has no reason", d)

@@ -5,8 +5,9 @@
 // reference at /docs and its ops listener, and returns when ctx ends after
 // a graceful drain. Routed today: the device service's operator API
 // (comfortech.device.v1.DeviceAdminService: provisioning, secrets,
-// decommissioning, operator commands, presence) and the notify service's
-// (catalog, templates, delivery log, dead letters, dev inbox).
+// decommissioning, operator commands, presence), the data service's
+// audit log and device models, and the notify service's (catalog,
+// templates, delivery log, dead letters, dev inbox).
 package admingw
 
 import (
@@ -21,6 +22,7 @@ import (
 	"github.com/comfortech/platform/libs/process"
 	"github.com/comfortech/platform/libs/rpc"
 	"github.com/comfortech/platform/libs/web"
+	datav1 "github.com/comfortech/platform/proto/comfortech/data/v1"
 	devicev1 "github.com/comfortech/platform/proto/comfortech/device/v1"
 	notifyv1 "github.com/comfortech/platform/proto/comfortech/notify/v1"
 	"github.com/comfortech/platform/proto/openapi"
@@ -36,6 +38,9 @@ type Config struct {
 	BodyLimit int64 `env:"HTTP_BODY_LIMIT" envDefault:"1048576"`
 	// HTTP holds server timeouts and the drain timeout.
 	HTTP web.ServerConfig
+	// DataAddr is the data service's gRPC address (audit log, device
+	// models).
+	DataAddr string `env:"DATA_ADDR" envDefault:"localhost:7001"`
 	// DeviceAddr is the device service's gRPC address (provisioning,
 	// device secrets, operator commands, presence).
 	DeviceAddr string `env:"DEVICE_ADDR" envDefault:"localhost:7002"`
@@ -70,6 +75,11 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger, opts ...process.Optio
 		return err
 	}
 	defer func() { _ = deviceConn.Close() }()
+	dataConn, err := p.Dial("data", cfg.DataAddr, rpc.WithCallTimeout(cfg.CallTimeout), rpc.WithPerRPCCredentials(creds))
+	if err != nil {
+		return err
+	}
+	defer func() { _ = dataConn.Close() }()
 	notifyConn, err := p.Dial("notify", cfg.NotifyAddr, rpc.WithCallTimeout(cfg.CallTimeout), rpc.WithPerRPCCredentials(creds))
 	if err != nil {
 		return err
@@ -78,6 +88,9 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger, opts ...process.Optio
 
 	gw := web.NewGateway(openapi.Admin)
 	if err := gw.Route(ctx, deviceConn, devicev1.RegisterDeviceAdminServiceHandler); err != nil {
+		return fmt.Errorf("admin gateway: %w", err)
+	}
+	if err := gw.Route(ctx, dataConn, datav1.RegisterAuditServiceHandler, datav1.RegisterDeviceModelServiceHandler); err != nil {
 		return fmt.Errorf("admin gateway: %w", err)
 	}
 	if err := gw.Route(ctx, notifyConn,
