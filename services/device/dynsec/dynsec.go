@@ -56,23 +56,28 @@ type Client struct {
 
 // command is one dynamic-security command; fields it does not use stay empty.
 type command struct {
-	Command         string     `json:"command"`
-	Username        string     `json:"username,omitempty"`
-	Password        string     `json:"password,omitempty"`
-	Rolename        string     `json:"rolename,omitempty"`
-	Roles           []roleRef  `json:"roles,omitempty"`
-	ACLs            []aclEntry `json:"acls,omitempty"`
-	CorrelationData string     `json:"correlationData,omitempty"`
+	Command         string    `json:"command"`
+	Username        string    `json:"username,omitempty"`
+	Password        string    `json:"password,omitempty"`
+	Rolename        string    `json:"rolename,omitempty"`
+	Roles           []RoleRef `json:"roles,omitempty"`
+	ACLs            []ACL     `json:"acls,omitempty"`
+	CorrelationData string    `json:"correlationData,omitempty"`
 }
 
-type roleRef struct {
+// RoleRef names a role a client holds, as the plugin's commands and its
+// configuration file spell it.
+type RoleRef struct {
 	Rolename string `json:"rolename"`
 }
 
-type aclEntry struct {
-	ACLType string `json:"acltype"`
-	Topic   string `json:"topic"`
-	Allow   bool   `json:"allow"`
+// ACL is one entry of a role's access control list, as the plugin's
+// commands and its configuration file spell it.
+type ACL struct {
+	// Type is the plugin's ACL type, e.g. "publishClientSend".
+	Type  string `json:"acltype"`
+	Topic string `json:"topic"`
+	Allow bool   `json:"allow"`
 }
 
 type response struct {
@@ -135,34 +140,58 @@ func (c *Client) Close() { c.mqtt.Disconnect(250) }
 // RoleName is the role that holds device id's ACLs.
 func RoleName(id string) string { return "device-" + id }
 
-// AddDevice creates device id's role (its topics) and client (password
-// secret) with that role. It is idempotent: an existing role is kept and
-// an existing client is made again (which drops its session).
-func (c *Client) AddDevice(ctx context.Context, id, secret string) error {
+// Device is what AddDevice creates in the plugin for one device: a client
+// and the one role it holds.
+type Device struct {
+	// Username is the device id (client id = username = device id).
+	Username string
+	// Password is the device secret, in the clear: the plugin hashes it.
+	Password string
+	// Role is the client's role, RoleName(id).
+	Role string
+	// ACLs are the role's entries: publishing to the device's own
+	// topics, subscribing to and receiving its own filters (package acl).
+	ACLs []ACL
+}
+
+// NewDevice returns the client and role of device id with secret. It
+// fails for an id that cannot name a topic subtree.
+func NewDevice(id, secret string) (Device, error) {
 	if !acl.ValidDeviceID(id) {
-		return fmt.Errorf("dynsec: invalid device id %q", id)
+		return Device{}, fmt.Errorf("dynsec: invalid device id %q", id)
 	}
 	pub, sub := acl.Filters(id)
-	var acls []aclEntry
+	var acls []ACL
 	for _, t := range pub {
-		acls = append(acls, aclEntry{ACLType: "publishClientSend", Topic: t, Allow: true})
+		acls = append(acls, ACL{Type: "publishClientSend", Topic: t, Allow: true})
 	}
 	for _, t := range sub {
-		acls = append(acls, aclEntry{ACLType: "subscribePattern", Topic: t, Allow: true},
-			aclEntry{ACLType: "publishClientReceive", Topic: t, Allow: true})
+		acls = append(acls, ACL{Type: "subscribePattern", Topic: t, Allow: true},
+			ACL{Type: "publishClientReceive", Topic: t, Allow: true})
 	}
-	role := RoleName(id)
-	if err := c.do(ctx, command{Command: "createRole", Rolename: role, ACLs: acls}); err != nil && !isExists(err) {
+	return Device{Username: id, Password: secret, Role: RoleName(id), ACLs: acls}, nil
+}
+
+// AddDevice creates device id's role (its topics) and client (password
+// secret) with that role, as NewDevice describes them. It is idempotent:
+// an existing role is kept and an existing client is made again (which
+// drops its session).
+func (c *Client) AddDevice(ctx context.Context, id, secret string) error {
+	d, err := NewDevice(id, secret)
+	if err != nil {
 		return err
 	}
-	create := command{Command: "createClient", Username: id, Password: secret, Roles: []roleRef{{role}}}
-	err := c.do(ctx, create)
+	if err := c.do(ctx, command{Command: "createRole", Rolename: d.Role, ACLs: d.ACLs}); err != nil && !isExists(err) {
+		return err
+	}
+	create := command{Command: "createClient", Username: d.Username, Password: d.Password, Roles: []RoleRef{{d.Role}}}
+	err = c.do(ctx, create)
 	if !isExists(err) {
 		return err
 	}
 	// 2.0.11 answers addClientRole for a role the client has with an
 	// "Internal error", so an existing client is replaced instead.
-	if err := c.do(ctx, command{Command: "deleteClient", Username: id}); err != nil && !isNotFound(err) {
+	if err := c.do(ctx, command{Command: "deleteClient", Username: d.Username}); err != nil && !isNotFound(err) {
 		return err
 	}
 	return c.do(ctx, create)
