@@ -2,7 +2,11 @@ package dynsec_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"os"
+	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -41,7 +45,8 @@ func must(t *testing.T, tok paho.Token) {
 
 func TestDynamicSecurity(t *testing.T) {
 	t.Parallel()
-	url := mosquittotest.Start(t, mosquittotest.Options{AdminPassword: "admin-pass"}).URL
+	m := mosquittotest.Start(t, mosquittotest.Options{AdminPassword: "admin-pass"})
+	url := m.URL
 	ctx := context.Background()
 	ds, err := dynsec.Dial(ctx, dynsec.Config{Broker: url, Username: "admin", Password: "admin-pass"})
 	if err != nil {
@@ -60,9 +65,54 @@ func TestDynamicSecurity(t *testing.T) {
 		t.Errorf("AddDevice again: %v", err)
 	}
 
+	confined(t, m, "admin-pass", a, aSecret, b, bSecret)
+
+	// Revoke: the device is disconnected and refused.
+	if err := ds.DisableDevice(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := connect(t, url, a, aSecret, nil); err == nil {
+		t.Error("disabled device connected")
+	}
+	// Rotate: the new secret works, the old does not.
+	newSecret := secret.New()
+	if err := ds.SetSecret(ctx, a, newSecret); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := connect(t, url, a, aSecret, nil); err == nil {
+		t.Error("old secret accepted after rotation")
+	}
+	if _, err := connect(t, url, a, newSecret, nil); err != nil {
+		t.Errorf("new secret: %v", err)
+	}
+	// Remove: gone, and removing again is fine.
+	if err := ds.RemoveDevice(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	if err := ds.RemoveDevice(ctx, a); err != nil {
+		t.Errorf("RemoveDevice again: %v", err)
+	}
+	if _, err := connect(t, url, a, newSecret, nil); err == nil {
+		t.Error("removed device connected")
+	}
+	if err := ds.DisableDevice(ctx, a); !isNotFound(err) {
+		t.Errorf("DisableDevice of a removed device: %v, want not found", err)
+	}
+}
+
+// confined checks that devices a and b (with their secrets) connect only
+// with their own secret and are confined to their own topics: a's
+// publishes to b's subtree or to its own desired state are dropped, b
+// cannot subscribe to a's subtree, and b receives what is published to
+// its own filters. The broker's dynamic-security admin (password
+// adminPass) sees everything; confined adds a service account that may
+// publish anywhere.
+func confined(t *testing.T, m *mosquittotest.Broker, adminPass, a, aSecret, b, bSecret string) {
+	t.Helper()
+	url := m.URL
 	// The admin account may subscribe to everything (dynsec init's role).
 	got := make(chan string, 100)
-	admin, err := connect(t, url, "admin", "admin-pass", func(_ paho.Client, m paho.Message) {
+	admin, err := connect(t, url, "admin", adminPass, func(_ paho.Client, m paho.Message) {
 		got <- m.Topic() + " " + string(m.Payload())
 	})
 	if err != nil {
@@ -115,37 +165,114 @@ func TestDynamicSecurity(t *testing.T) {
 	case <-time.After(200 * time.Millisecond):
 	}
 
-	// Revoke: the device is disconnected and refused.
-	if err := ds.DisableDevice(ctx, a); err != nil {
+	// B receives what the platform sends to its own filters.
+	m.AddClient("confined-service", "service-pass")
+	svc, err := connect(t, url, "confined-service", "service-pass", nil)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := connect(t, url, a, aSecret, nil); err == nil {
-		t.Error("disabled device connected")
+	must(t, devB.Subscribe("devices/"+b+"/state/desired", 1, nil))
+	for _, topic := range []string{"devices/" + b + "/commands/c1", "devices/" + b + "/state/desired"} {
+		must(t, svc.Publish(topic, 1, false, "for B"))
+		select {
+		case m := <-bGot:
+			if m != topic {
+				t.Errorf("B received %q, want %q", m, topic)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("B did not receive %s", topic)
+		}
 	}
-	// Rotate: the new secret works, the old does not.
-	newSecret := secret.New()
-	if err := ds.SetSecret(ctx, a, newSecret); err != nil {
+}
+
+// TestSeededDevices: devices written into the plugin's configuration file
+// by mosquittotest.Seed (how the fleet benchmark puts 10,000 devices into
+// Mosquitto) are what AddDevice creates: the plugin holds the same client
+// and role for them as for a device added through its control topic, and
+// they connect with their own secret only and are confined to their own
+// topics.
+func TestSeededDevices(t *testing.T) {
+	t.Parallel()
+	m := mosquittotest.Start(t, mosquittotest.Options{AdminPassword: "admin-pass"})
+	a, b := uuid.Must(uuid.NewV7()).String(), uuid.Must(uuid.NewV7()).String()
+	aSecret, bSecret := secret.New(), secret.New()
+	var devs []dynsec.Device
+	for id, s := range map[string]string{a: aSecret, b: bSecret} {
+		d, err := dynsec.NewDevice(id, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		devs = append(devs, d)
+	}
+	m.Stop()
+	m.Seed(devs)
+	m.Start()
+
+	// After a change through the control topic the plugin saves all it
+	// holds: the seeded devices as it loaded them beside the added one.
+	ctx := context.Background()
+	ds, err := dynsec.Dial(ctx, dynsec.Config{Broker: m.URL, Username: "admin", Password: "admin-pass"})
+	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := connect(t, url, a, aSecret, nil); err == nil {
-		t.Error("old secret accepted after rotation")
-	}
-	if _, err := connect(t, url, a, newSecret, nil); err != nil {
-		t.Errorf("new secret: %v", err)
-	}
-	// Remove: gone, and removing again is fine.
-	if err := ds.RemoveDevice(ctx, a); err != nil {
+	t.Cleanup(ds.Close)
+	added := uuid.Must(uuid.NewV7()).String()
+	if err := ds.AddDevice(ctx, added, secret.New()); err != nil {
 		t.Fatal(err)
 	}
-	if err := ds.RemoveDevice(ctx, a); err != nil {
-		t.Errorf("RemoveDevice again: %v", err)
+	body, err := os.ReadFile(m.SecurityFile())
+	if err != nil {
+		t.Fatal(err)
 	}
-	if _, err := connect(t, url, a, newSecret, nil); err == nil {
-		t.Error("removed device connected")
+	var saved struct {
+		Clients []map[string]any `json:"clients"`
+		Roles   []map[string]any `json:"roles"`
 	}
-	if err := ds.DisableDevice(ctx, a); !isNotFound(err) {
-		t.Errorf("DisableDevice of a removed device: %v, want not found", err)
+	if err := json.Unmarshal(body, &saved); err != nil {
+		t.Fatal(err)
 	}
+	for _, id := range []string{a, b} {
+		for _, c := range []struct {
+			list []map[string]any
+			key  string
+			name func(string) string
+		}{
+			{saved.Clients, "username", func(id string) string { return id }},
+			{saved.Roles, "rolename", dynsec.RoleName},
+		} {
+			got, want := entry(t, c.list, c.key, c.name(id)), entry(t, c.list, c.key, c.name(added))
+			// The same text but for the device id; the salted hashes differ.
+			w, err := json.Marshal(want)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want = nil
+			if err := json.Unmarshal([]byte(strings.ReplaceAll(string(w), added, id)), &want); err != nil {
+				t.Fatal(err)
+			}
+			for _, m := range []map[string]any{got, want} {
+				delete(m, "password")
+				delete(m, "salt")
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("the plugin holds for seeded %s\n%v\nand for AddDevice's\n%v", c.key, got, want)
+			}
+		}
+	}
+
+	confined(t, m, "admin-pass", a, aSecret, b, bSecret)
+}
+
+// entry returns the element of list whose key is name.
+func entry(t *testing.T, list []map[string]any, key, name string) map[string]any {
+	t.Helper()
+	for _, e := range list {
+		if e[key] == name {
+			return e
+		}
+	}
+	t.Fatalf("no %s %s in the plugin's configuration", key, name)
+	return nil
 }
 
 func isNotFound(err error) bool {

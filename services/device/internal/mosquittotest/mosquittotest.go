@@ -1,11 +1,17 @@
 // Package mosquittotest runs a real Mosquitto 2 broker with the
 // dynamic-security plugin on a private port, for the tests and benchmarks
-// of the BROKER_MODE=mosquitto path. A machine without Mosquitto skips
+// of the BROKER_MODE=mosquitto path, and can seed its plugin with
+// thousands of devices at once (Seed). A machine without Mosquitto skips
 // them, except in CI (CI=true), where that fails: scripts/test-services.sh
 // installs it.
 package mosquittotest
 
 import (
+	"crypto/pbkdf2"
+	"crypto/rand"
+	"crypto/sha512"
+	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -15,6 +21,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/comfortech/platform/services/device/dynsec"
 )
 
 // Plugin is Debian's dynamic-security plugin.
@@ -37,6 +45,7 @@ type Broker struct {
 
 	tb        testing.TB
 	bin, conf string
+	dsFile    string
 	addr      string
 	adminPass string
 	log       *os.File
@@ -86,7 +95,7 @@ func Start(tb testing.TB, o Options) *Broker {
 	}
 	body += o.Config + "\n"
 	b := &Broker{URL: fmt.Sprintf("tcp://127.0.0.1:%d", port), tb: tb, bin: bin, conf: filepath.Join(dir, "mosquitto.conf"),
-		addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), adminPass: o.AdminPassword}
+		dsFile: dsFile, addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), adminPass: o.AdminPassword}
 	if err := os.WriteFile(b.conf, []byte(body), 0o600); err != nil {
 		tb.Fatal(err)
 	}
@@ -163,4 +172,119 @@ func (b *Broker) AddClient(username, password string) {
 	}
 	b.Ctl("createClient", username, "-p", password)
 	b.Ctl("addClientRole", username, role)
+}
+
+// Pid is the process id of the running broker, 0 when it is stopped.
+func (b *Broker) Pid() int {
+	if b.cmd == nil {
+		return 0
+	}
+	return b.cmd.Process.Pid
+}
+
+// SecurityFile is the dynamic-security plugin's configuration file. The
+// plugin reads it when the broker starts and rewrites it whole after
+// every change made through its control topic.
+func (b *Broker) SecurityFile() string { return b.dsFile }
+
+// The plugin's password hashing (plugins/dynamic-security/auth.c and
+// src/password_mosq.h in Mosquitto 2.0): PBKDF2-HMAC-SHA512 with a random
+// salt of 12 bytes and 101 iterations for every new password.
+const (
+	saltLen    = 12
+	iterations = 101
+)
+
+// The plugin's configuration file, as far as Seed writes it; what it
+// reads back is kept as it is.
+type (
+	fileClient struct {
+		Username   string           `json:"username"`
+		Roles      []dynsec.RoleRef `json:"roles"`
+		Password   string           `json:"password"`
+		Salt       string           `json:"salt"`
+		Iterations int              `json:"iterations"`
+	}
+	fileRole struct {
+		Rolename string       `json:"rolename"`
+		ACLs     []dynsec.ACL `json:"acls"`
+	}
+)
+
+// Seed writes a client and a role for each of devs into the plugin's
+// configuration file of the stopped broker, as the plugin itself saves
+// what dynsec.Client.AddDevice creates (the password hashed as the plugin
+// hashes it), so that they are there when the broker starts again:
+// Stop, Seed, Start. Creating thousands of devices through the control
+// topic is impractical: the plugin rewrites its whole file after every
+// change, so each device takes longer than the one before (measured here:
+// 38 s for the first thousand, 170 s for the third).
+func (b *Broker) Seed(devs []dynsec.Device) {
+	b.tb.Helper()
+	if b.cmd != nil {
+		b.tb.Fatal("mosquittotest: Seed needs a stopped broker (the plugin would overwrite the file)")
+	}
+	body, err := os.ReadFile(b.dsFile)
+	if err != nil {
+		b.tb.Fatal(err)
+	}
+	var conf map[string]json.RawMessage
+	var clients, roles []json.RawMessage
+	if err := json.Unmarshal(body, &conf); err != nil {
+		b.tb.Fatalf("mosquittotest: %s: %v", b.dsFile, err)
+	}
+	for key, list := range map[string]*[]json.RawMessage{"clients": &clients, "roles": &roles} {
+		if len(conf[key]) > 0 {
+			if err := json.Unmarshal(conf[key], list); err != nil {
+				b.tb.Fatalf("mosquittotest: %s: %s: %v", b.dsFile, key, err)
+			}
+		}
+	}
+	// The plugin keeps clients and roles in hash tables by name, which a
+	// duplicate would corrupt.
+	clientNames, roleNames := map[string]bool{}, map[string]bool{}
+	for _, c := range clients {
+		var fc fileClient
+		_ = json.Unmarshal(c, &fc)
+		clientNames[fc.Username] = true
+	}
+	for _, r := range roles {
+		var fr fileRole
+		_ = json.Unmarshal(r, &fr)
+		roleNames[fr.Rolename] = true
+	}
+	for _, d := range devs {
+		if clientNames[d.Username] || roleNames[d.Role] {
+			b.tb.Fatalf("mosquittotest: Seed: client %s or role %s exists already", d.Username, d.Role)
+		}
+		clientNames[d.Username], roleNames[d.Role] = true, true
+		salt := make([]byte, saltLen)
+		_, _ = rand.Read(salt)
+		hash, err := pbkdf2.Key(sha512.New, d.Password, salt, iterations, sha512.Size)
+		if err != nil {
+			b.tb.Fatal(err)
+		}
+		role, err := json.Marshal(fileRole{Rolename: d.Role, ACLs: d.ACLs})
+		if err != nil {
+			b.tb.Fatal(err)
+		}
+		client, err := json.Marshal(fileClient{Username: d.Username, Roles: []dynsec.RoleRef{{Rolename: d.Role}},
+			Password: base64.StdEncoding.EncodeToString(hash), Salt: base64.StdEncoding.EncodeToString(salt),
+			Iterations: iterations})
+		if err != nil {
+			b.tb.Fatal(err)
+		}
+		roles, clients = append(roles, role), append(clients, client)
+	}
+	for key, list := range map[string][]json.RawMessage{"clients": clients, "roles": roles} {
+		if conf[key], err = json.Marshal(list); err != nil {
+			b.tb.Fatal(err)
+		}
+	}
+	if body, err = json.Marshal(conf); err != nil {
+		b.tb.Fatal(err)
+	}
+	if err := os.WriteFile(b.dsFile, body, 0o600); err != nil {
+		b.tb.Fatal(err)
+	}
 }
