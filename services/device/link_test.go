@@ -45,10 +45,12 @@ const model = "thermo-x1"
 
 // stack is the device service running for real: the data service on
 // SQLite, the identity provider, kfake, and a mochi broker whose auth hook
-// asks the device service.
+// asks the device service (unless the test runs its own broker, a real
+// Mosquitto).
 type stack struct {
-	idp      *idptest.Server
-	brokers  []string
+	idp     *idptest.Server
+	brokers []string
+	// mqttURL is the broker the device service is linked to.
 	mqttURL  string
 	dataConn *grpc.ClientConn
 	devConn  *grpc.ClientConn
@@ -120,6 +122,8 @@ func as(token string) context.Context {
 }
 
 // start runs the stack; edit adjusts the device service's configuration.
+// An edit that sets MQTT.URL links the service to that broker, and no
+// mochi broker is started.
 func start(t testing.TB, edit func(*device.Config)) *stack {
 	t.Helper()
 	idp := idptest.Start(t)
@@ -139,17 +143,20 @@ func start(t testing.TB, edit func(*device.Config)) *stack {
 	s.devOps = devOps.Addr().String()
 	svcAuth := auth.Settings{Issuer: idp.Issuer(), ClientID: "comfortech-device",
 		ClientSecret: config.Secret(idp.ClientSecret(t, "comfortech-device"))}
-	s.mqttURL = startBroker(t, devGRPC.Addr().String(), svcAuth)
-
 	cfg := device.Config{Auth: svcAuth, DatabaseURL: "sqlite:" + filepath.Join(t.TempDir(), "device.db"),
 		DataAddr: s.data.addr, BrokerMode: device.BrokerEmbedded, KafkaBrokers: s.brokers,
-		MQTT: device.MQTTConfig{URL: s.mqttURL, Username: serviceUser, Password: servicePass, ClientID: "device-service-test"},
+		MQTT: device.MQTTConfig{Username: serviceUser, Password: servicePass, ClientID: "device-service-test"},
 		Telemetry: device.TelemetryConfig{MaxPayload: 64 << 10, BatchSize: 500, BatchWait: 20 * time.Millisecond,
 			Buffer: 10000, EnqueueWait: time.Second},
 	}
 	if edit != nil {
 		edit(&cfg)
 	}
+	// A test that sets its own broker gets no idle mochi beside it.
+	if cfg.MQTT.URL == "" {
+		cfg.MQTT.URL = startBroker(t, devGRPC.Addr().String(), svcAuth)
+	}
+	s.mqttURL = cfg.MQTT.URL
 	run(t, "device.Run", func(ctx context.Context) error {
 		ctx = pprof.WithLabels(ctx, pprof.Labels(partLabel, partDevice))
 		pprof.SetGoroutineLabels(ctx)
