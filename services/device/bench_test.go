@@ -683,11 +683,12 @@ func BenchmarkCommandRoundTrip(b *testing.B) {
 // and the service account, and returns it. Unacknowledged messages may
 // wait in any number (the ingester's buffer and batch must fit; the
 // default, 20, would throttle ingest) and queue without limit (the
-// generators bound the backlog).
+// generators bound the backlog). It publishes its $SYS figures every
+// second, so that Heap is at most a second old.
 func startMosquitto(tb testing.TB, adminPass string, persist bool) *mosquittotest.Broker {
 	tb.Helper()
 	m := mosquittotest.Start(tb, mosquittotest.Options{AdminPassword: adminPass, Persist: persist,
-		Config: "max_inflight_messages 0\nmax_queued_messages 0\n"})
+		Config: "max_inflight_messages 0\nmax_queued_messages 0\nsys_interval 1\n"})
 	m.AddClient(serviceUser, servicePass)
 	return m
 }

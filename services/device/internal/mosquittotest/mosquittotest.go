@@ -22,6 +22,8 @@ import (
 	"testing"
 	"time"
 
+	paho "github.com/eclipse/paho.mqtt.golang"
+
 	"github.com/comfortech/platform/services/device/dynsec"
 )
 
@@ -180,6 +182,42 @@ func (b *Broker) Pid() int {
 		return 0
 	}
 	return b.cmd.Process.Pid
+}
+
+// Heap returns the bytes the broker has allocated and not freed, its
+// plugins' included, as it last published them on $SYS/broker/heap/current
+// (it publishes them every sys_interval, 10 s by default, when they have
+// changed). Unlike its RSS, this does not count what its allocator keeps
+// of the memory it freed. Heap asks as the dynamic-security admin.
+func (b *Broker) Heap() int64 {
+	b.tb.Helper()
+	got := make(chan string, 1)
+	c := paho.NewClient(paho.NewClientOptions().AddBroker(b.URL).SetClientID("mosquittotest-heap").
+		SetUsername("admin").SetPassword(b.adminPass).SetAutoReconnect(false).SetConnectTimeout(5 * time.Second))
+	if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		b.tb.Fatalf("mosquittotest: connect as admin: %v", tok.Error())
+	}
+	defer c.Disconnect(0)
+	tok := c.Subscribe("$SYS/broker/heap/current", 0, func(_ paho.Client, m paho.Message) {
+		select {
+		case got <- string(m.Payload()):
+		default:
+		}
+	})
+	if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		b.tb.Fatalf("mosquittotest: subscribe to $SYS/broker/heap/current: %v", tok.Error())
+	}
+	select {
+	case v := <-got:
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			b.tb.Fatalf("mosquittotest: $SYS/broker/heap/current: %v", err)
+		}
+		return n
+	case <-time.After(15 * time.Second):
+		b.tb.Fatal("mosquittotest: no $SYS/broker/heap/current (a Mosquitto built without memory tracking?)")
+		return 0
+	}
 }
 
 // SecurityFile is the dynamic-security plugin's configuration file. The
