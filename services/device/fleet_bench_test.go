@@ -25,7 +25,10 @@ import (
 	"github.com/google/pprof/profile"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/comfortech/platform/services/device"
+	"github.com/comfortech/platform/services/device/dynsec"
 	"github.com/comfortech/platform/services/device/internal/app"
+	"github.com/comfortech/platform/services/device/internal/mosquittotest"
 	"github.com/comfortech/platform/services/device/simulator"
 )
 
@@ -87,7 +90,43 @@ const (
 // heap (modernc's libc allocates outside Go) is in neither profile and
 // shows only in the process's RSS, which is reported whole besides, with
 // the free heap returned to the OS first.
-func BenchmarkFleet10k(b *testing.B) {
+func BenchmarkFleet10k(b *testing.B) { fleetBench(b, nil) }
+
+// BenchmarkFleet10kMosquitto is BenchmarkFleet10k through a real
+// Mosquitto 2 with the dynamic-security plugin (the production broker),
+// which runs as its own process: its memory is its RSS, read from
+// /proc/<pid>/status, and its CPU is read from /proc/<pid>/stat.
+//
+// The devices are provisioned in the device service as usual, but the
+// service mirrors none of them into the plugin (it runs with the embedded
+// broker's no-op Broker, its link on Mosquitto): the plugin rewrites its
+// whole file after every change through its control topic, so 10,000
+// devices would take about an hour (38 s for the first thousand, 170 s
+// for the third). They are seeded into the plugin's file instead, each
+// client and role as AddDevice creates them (mosquittotest.Seed, held to
+// that by dynsec's TestSeededDevices), and the broker restarted.
+//
+// Its broker figures are Mosquitto's: broker-dynsec-B/device is its RSS
+// with the provisioned devices loaded less its RSS before (what the
+// plugin holds per provisioned device, connected or not), broker-B/device
+// and broker-MB the RSS the connected fleet added, broker-rss-MB its RSS
+// with the fleet connected, broker-cpu-ms/connect its CPU while the fleet
+// connected. The allocator keeps some of what Mosquitto frees (loading
+// the file parses it whole), so the first RSS figure may be high and the
+// second low by as much; their sum is not affected. The same two figures
+// from Mosquitto's own count of the bytes it has allocated and not freed
+// (mosquittotest.Broker.Heap), which the allocator does not blur, are
+// broker-dynsec-heap-B/device and broker-heap-B/device.
+func BenchmarkFleet10kMosquitto(b *testing.B) {
+	const adminPass = "dynsec-admin-secret"
+	// Mosquitto holds a file per connection.
+	raiseFileLimit(b, fleetDevices+1024)
+	fleetBench(b, startMosquitto(b, adminPass, false))
+}
+
+// fleetBench is BenchmarkFleet10k through the embedded mochi broker (m
+// nil) or through the Mosquitto m.
+func fleetBench(b *testing.B, m *mosquittotest.Broker) {
 	sim := buildSimulator(b)
 	// Finer heap sampling than the default 512 KiB, so the smaller parts'
 	// shares are not sampling noise. Only allocations from now on count,
@@ -95,7 +134,11 @@ func BenchmarkFleet10k(b *testing.B) {
 	defer func(rate int) { runtime.MemProfileRate = rate }(runtime.MemProfileRate)
 	runtime.MemProfileRate = 64 << 10
 
-	s := start(quietTB{b}, nil)
+	var edit func(*device.Config)
+	if m != nil {
+		edit = func(c *device.Config) { c.MQTT.URL = m.URL }
+	}
+	s := start(quietTB{b}, edit)
 	t0 := time.Now()
 	batches := make([][]provisioned, (fleetDevices+app.MaxBatch-1)/app.MaxBatch)
 	var g errgroup.Group
@@ -127,6 +170,9 @@ func BenchmarkFleet10k(b *testing.B) {
 	b.ReportMetric(provisioning.Seconds(), "provision-s")
 	b.Logf("provisioned %d devices in %v (BatchProvisionDevices, %d a batch, %d at once)", len(creds),
 		provisioning.Round(time.Millisecond), app.MaxBatch, fleetProvisioners)
+	if m != nil {
+		seedMosquitto(b, s, m, creds)
+	}
 
 	// Provisioning leaves work behind (the data service's outbox relays
 	// 10,000 events, the device service consumes them): start from a
@@ -136,7 +182,60 @@ func BenchmarkFleet10k(b *testing.B) {
 
 	b.ResetTimer()
 	for range b.N {
-		fleetRun(b, s, sim, credFile)
+		fleetRun(b, s, sim, credFile, m)
+	}
+}
+
+// seedMosquitto puts the devices of creds into m's dynamic-security plugin
+// (see BenchmarkFleet10kMosquitto): it stops m, seeds its file, starts it
+// again and waits until the device service's link has subscribed again.
+func seedMosquitto(b *testing.B, s *stack, m *mosquittotest.Broker, creds []simulator.Credential) {
+	devs := make([]dynsec.Device, len(creds))
+	for i, c := range creds {
+		d, err := dynsec.NewDevice(c.ID, c.Secret)
+		if err != nil {
+			b.Fatal(err)
+		}
+		devs[i] = d
+	}
+	empty, _ := procMemory(b, m.Pid())
+	emptyHeap := m.Heap()
+	t0 := time.Now()
+	m.Stop()
+	eventually(b, "the device service to see the broker gone", 10*time.Second, func() bool { return !ready(s.devOps) })
+	m.Seed(devs)
+	m.Start()
+	eventually(b, "the device service to subscribe again", time.Minute, func() bool { return ready(s.devOps) })
+	seeding := time.Since(t0)
+	time.Sleep(2 * time.Second) // a $SYS figure from after the link's return
+	seeded, _ := procMemory(b, m.Pid())
+	seededHeap := m.Heap()
+	n := float64(len(devs))
+	mb := func(v int64) float64 { return float64(v) / (1 << 20) }
+	b.ReportMetric(seeding.Seconds(), "seed-s")
+	b.ReportMetric(float64(seeded-empty)/n, "broker-dynsec-B/device")
+	b.ReportMetric(float64(seededHeap-emptyHeap)/n, "broker-dynsec-heap-B/device")
+	b.Logf("seeded %d devices into Mosquitto's dynamic-security file and restarted it in %v: RSS %.1f → %.1f MB (%.0f B/device), heap %.1f → %.1f MB (%.0f B/device)",
+		len(devs), seeding.Round(time.Millisecond), mb(empty), mb(seeded), float64(seeded-empty)/n,
+		mb(emptyHeap), mb(seededHeap), float64(seededHeap-emptyHeap)/n)
+}
+
+// raiseFileLimit lets the processes this one starts open n files, as far
+// as the hard limit allows. Go raises its own soft limit to the hard one
+// but starts other processes with the soft limit it found, unless the
+// program sets the limit itself.
+func raiseFileLimit(tb testing.TB, n uint64) {
+	tb.Helper()
+	var l syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l); err != nil {
+		tb.Fatal(err)
+	}
+	if l.Max < n {
+		tb.Fatalf("the hard limit of open files is %d; the broker needs %d for the fleet (ulimit -Hn)", l.Max, n)
+	}
+	l.Cur = l.Max
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l); err != nil {
+		tb.Fatal(err)
 	}
 }
 
@@ -257,20 +356,29 @@ func tail(b []byte, n int) []byte {
 
 // fleetRun is one iteration of BenchmarkFleet10k: connect the fleet, wait
 // for presence, run a telemetry period, measure, stop the fleet and wait
-// until the service has seen every device go offline.
-func fleetRun(b *testing.B, s *stack, sim, credFile string) {
+// until the service has seen every device go offline. The broker is the
+// embedded one in this process, or m.
+func fleetRun(b *testing.B, s *stack, sim, credFile string, m *mosquittotest.Broker) {
 	online := func() int64 {
 		return counter(b, s.devOps, "comfort_device_presence_changes_total{", `"online"`) -
 			counter(b, s.devOps, "comfort_device_presence_changes_total{", `"offline"`)
 	}
 	samples := func() int64 { return counter(b, s.devOps, "comfort_device_telemetry_samples_total", "") }
 
+	var mosqBefore, mosqHeapBefore int64
+	if m != nil {
+		mosqBefore, _ = procMemory(b, m.Pid())
+		mosqHeapBefore = m.Heap()
+	}
 	before := takeMemSnapshot(b)
 	t0 := time.Now()
 	var p *simProcess
-	var connectTime, presenceTime time.Duration
+	var connectTime, presenceTime, mosqCPU time.Duration
 	// The CPU each part spends while the fleet connects (telemetry of the
 	// devices already connected included).
+	if m != nil {
+		mosqCPU = procCPU(b, m.Pid())
+	}
 	cpu := cpuByPart(b, func() {
 		p = startSimulator(b, sim, s.mqttURL, credFile)
 		// Half as long again as the rate allows, and a minute more.
@@ -280,6 +388,9 @@ func fleetRun(b *testing.B, s *stack, sim, credFile string) {
 		waitFor(b, "the device service to count them online", time.Minute, online, fleetDevices)
 		presenceTime = time.Since(t0)
 	})
+	if m != nil {
+		mosqCPU = procCPU(b, m.Pid()) - mosqCPU
+	}
 
 	s0 := samples()
 	time.Sleep(fleetHold)
@@ -290,6 +401,15 @@ func fleetRun(b *testing.B, s *stack, sim, credFile string) {
 	simRSS, simPeak := procMemory(b, p.cmd.Process.Pid)
 
 	owners := after.minus(before)
+	// The broker's memory for the fleet: its part of this process's, or
+	// what Mosquitto's RSS grew by.
+	brokerMem := owners[partBroker]
+	var mosqRSS, mosqPeak, mosqHeap int64
+	if m != nil {
+		mosqRSS, mosqPeak = procMemory(b, m.Pid())
+		mosqHeap = m.Heap()
+		brokerMem = mosqRSS - mosqBefore
+	}
 	n := float64(fleetDevices)
 	mb := func(v int64) float64 { return float64(v) / (1 << 20) }
 	b.ReportMetric(float64(connectedNow), "devices-connected")
@@ -299,18 +419,25 @@ func fleetRun(b *testing.B, s *stack, sim, credFile string) {
 	b.ReportMetric(float64(p.failed.Load()), "connect-failures")
 	b.ReportMetric(float64(p.lost.Load()), "connections-lost")
 	b.ReportMetric(rate, "telemetry-msgs/s")
-	b.ReportMetric(float64(owners[partBroker])/n, "broker-B/device")
+	b.ReportMetric(float64(brokerMem)/n, "broker-B/device")
 	b.ReportMetric(float64(owners[partDevice])/n, "service-B/device")
-	b.ReportMetric(mb(owners[partBroker]), "broker-MB")
+	b.ReportMetric(mb(brokerMem), "broker-MB")
 	b.ReportMetric(mb(owners[partDevice]), "service-MB")
+	b.ReportMetric(float64(after.gs[partDevice]-before.gs[partDevice]), "service-goroutines")
 	b.ReportMetric(mb(after.goMemory()-before.goMemory()), "proc-go-delta-MB")
 	b.ReportMetric(mb(after.rss-before.rss), "proc-rss-delta-MB")
 	b.ReportMetric(mb(after.rss), "proc-rss-MB")
 	b.ReportMetric(float64(simRSS)/n, "sim-rss-B/device")
 	b.ReportMetric(mb(simRSS), "sim-rss-MB")
+	if m != nil {
+		b.ReportMetric(mb(mosqRSS), "broker-rss-MB")
+		b.ReportMetric(float64(mosqHeap-mosqHeapBefore)/n, "broker-heap-B/device")
+		b.ReportMetric(float64(mosqCPU.Microseconds())/1000/n, "broker-cpu-ms/connect")
+	} else if cpu != nil {
+		b.ReportMetric(float64(cpu[partBroker].Microseconds())/1000/n, "broker-cpu-ms/connect")
+	}
 	if cpu != nil {
 		b.ReportMetric(float64(cpu[partDevice].Microseconds())/1000/n, "service-cpu-ms/connect")
-		b.ReportMetric(float64(cpu[partBroker].Microseconds())/1000/n, "broker-cpu-ms/connect")
 	}
 
 	b.Logf("%d devices connected in %v (%d/s asked, %d attempts failed, %d connections lost), all online in the device service after %v; telemetry %.0f msgs/s",
@@ -319,6 +446,9 @@ func fleetRun(b *testing.B, s *stack, sim, credFile string) {
 		mb(before.rss), mb(after.rss), mb(after.peak), mb(before.goMemory()), mb(after.goMemory()), before.goroutines(), after.goroutines())
 	var parts []string
 	for _, o := range append(fleetOwnerNames(), "shared") {
+		if o == partBroker && m != nil {
+			continue // not in this process
+		}
 		parts = append(parts, fmt.Sprintf("%s %+.1f MB (heap %+.1f, %+d goroutines; %.0f B/device)", o, mb(owners[o]),
 			mb(after.heap[o]-before.heap[o]), after.gs[o]-before.gs[o], float64(owners[o])/n))
 	}
@@ -330,6 +460,11 @@ func fleetRun(b *testing.B, s *stack, sim, credFile string) {
 	}
 	b.Logf("simulator process: RSS %.0f MB (peak %.0f MB), %.0f B/device; CPU while connecting: %s",
 		mb(simRSS), mb(simPeak), float64(simRSS)/n, strings.Join(cpus, ", "))
+	if m != nil {
+		b.Logf("mosquitto process: RSS %.1f → %.1f MB (peak %.1f MB), %+.0f B/device; heap %.1f → %.1f MB, %+.0f B/device; CPU while connecting %.1f s",
+			mb(mosqBefore), mb(mosqRSS), mb(mosqPeak), float64(brokerMem)/n,
+			mb(mosqHeapBefore), mb(mosqHeap), float64(mosqHeap-mosqHeapBefore)/n, mosqCPU.Seconds())
+	}
 
 	if connectedNow != fleetDevices || onlineNow != fleetDevices {
 		b.Errorf("after %v: %d connected, %d online in the device service; want %d", fleetHold, connectedNow, onlineNow, fleetDevices)
@@ -505,6 +640,33 @@ func byOwner(tb testing.TB, name, typ string) map[string]int64 {
 		out[ownerOf(smp)] += smp.Value[idx]
 	}
 	return out
+}
+
+// procCPU returns the user and system CPU time process pid has used, from
+// /proc/<pid>/stat (in clock ticks of 1/100 s: USER_HZ, which is 100 on
+// every architecture this runs on).
+func procCPU(tb testing.TB, pid int) time.Duration {
+	tb.Helper()
+	body, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	// "pid (comm) state ppid ...": utime and stime are the 14th and 15th
+	// fields, the 12th and 13th after the command name (which may hold
+	// spaces).
+	f := strings.Fields(string(body[bytes.LastIndexByte(body, ')')+1:]))
+	if len(f) < 13 {
+		tb.Fatalf("/proc/%d/stat: %q", pid, body)
+	}
+	var ticks int64
+	for _, v := range f[11:13] {
+		t, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			tb.Fatalf("/proc/%d/stat: %v", pid, err)
+		}
+		ticks += t
+	}
+	return time.Duration(ticks) * 10 * time.Millisecond
 }
 
 // procMemory returns the resident set size of process pid and its peak,
