@@ -7,7 +7,8 @@
 // (comfortech.device.v1.DeviceAdminService: provisioning, secrets,
 // decommissioning, operator commands, presence), the data service's
 // audit log and device models, and the notify service's (catalog,
-// templates, delivery log, dead letters, dev inbox).
+// templates, delivery log, dead letters, dev inbox); and its own
+// environment configuration (POST /v1/config:apply, GET /v1/config).
 package admingw
 
 import (
@@ -17,11 +18,13 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/comfortech/platform/gateways/admin/internal/envconfig"
 	"github.com/comfortech/platform/libs/auth"
 	"github.com/comfortech/platform/libs/logging"
 	"github.com/comfortech/platform/libs/process"
 	"github.com/comfortech/platform/libs/rpc"
 	"github.com/comfortech/platform/libs/web"
+	adminv1 "github.com/comfortech/platform/proto/comfortech/admin/v1"
 	datav1 "github.com/comfortech/platform/proto/comfortech/data/v1"
 	devicev1 "github.com/comfortech/platform/proto/comfortech/device/v1"
 	notifyv1 "github.com/comfortech/platform/proto/comfortech/notify/v1"
@@ -91,6 +94,12 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger, opts ...process.Optio
 		return fmt.Errorf("admin gateway: %w", err)
 	}
 	if err := gw.Route(ctx, dataConn, datav1.RegisterAuditServiceHandler, datav1.RegisterDeviceModelServiceHandler); err != nil {
+		return fmt.Errorf("admin gateway: %w", err)
+	}
+	// The environment configuration is the gateway's own: it applies a
+	// document through the services' Put RPCs, as the operator.
+	env := envconfig.New(envconfig.DeviceModels(dataConn), envconfig.Applications(notifyConn))
+	if err := adminv1.RegisterConfigServiceHandlerServer(ctx, gw.API, env); err != nil {
 		return fmt.Errorf("admin gateway: %w", err)
 	}
 	if err := gw.Route(ctx, notifyConn,
