@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Regenerates everything derived from proto/comfortech: Go messages, gRPC
-# stubs and grpc-gateway handlers beside the protos, and one merged OpenAPI
-# document per gateway in proto/openapi. Uses the pinned tools in bin/
-# (`make tools`); local plugins only, since the buf registry is unreachable.
+# stubs and grpc-gateway handlers beside the protos, one merged OpenAPI
+# document per gateway in proto/openapi, and the descriptors of the event
+# catalog with their comments (proto/eventcatalog/events.binpb: generated Go
+# code keeps no comments, the catalog's AsyncAPI document shows them). Uses
+# the pinned tools in bin/ (`make tools`); local plugins only, since the buf
+# registry is unreachable.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/bin:$PATH"
@@ -13,3 +16,4 @@ buf generate
 for gw in main admin auth; do
 	buf generate --template "buf.gen.openapi-$gw.yaml"
 done
+buf build --path proto/comfortech/events --exclude-imports -o proto/eventcatalog/events.binpb

@@ -545,7 +545,7 @@ var File_comfortech_events_v1_account_proto protoreflect.FileDescriptor
 
 const file_comfortech_events_v1_account_proto_rawDesc = "" +
 	"\n" +
-	"\"comfortech/events/v1/account.proto\x12\x14comfortech.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd6\x01\n" +
+	"\"comfortech/events/v1/account.proto\x12\x14comfortech.events.v1\x1a\"comfortech/events/v1/catalog.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9e\x02\n" +
 	"\x11AccountRegistered\x12\x1d\n" +
 	"\n" +
 	"account_id\x18\x01 \x01(\tR\taccountId\x12\x14\n" +
@@ -554,7 +554,8 @@ const file_comfortech_events_v1_account_proto_rawDesc = "" +
 	"\x05email\x18\x04 \x01(\tR\x05email\x12\x16\n" +
 	"\x06locale\x18\x05 \x01(\tR\x06locale\x12\x1a\n" +
 	"\btimezone\x18\x06 \x01(\tR\btimezone\x12.\n" +
-	"\x04time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"\xd3\x01\n" +
+	"\x04time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x04time:F\xc2\xf3\x18B\n" +
+	"\x0eaccount.events\x12 comfortech.account.registered.v1\x1a\x0e/gateways/auth\"\x98\x02\n" +
 	"\x0eAccountCreated\x12\x1d\n" +
 	"\n" +
 	"account_id\x18\x01 \x01(\tR\taccountId\x12\x14\n" +
@@ -563,7 +564,8 @@ const file_comfortech_events_v1_account_proto_rawDesc = "" +
 	"\x05email\x18\x04 \x01(\tR\x05email\x12\x16\n" +
 	"\x06locale\x18\x05 \x01(\tR\x06locale\x12\x1a\n" +
 	"\btimezone\x18\x06 \x01(\tR\btimezone\x12.\n" +
-	"\x04time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"\xe4\x01\n" +
+	"\x04time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x04time:C\xc2\xf3\x18?\n" +
+	"\x0eaccount.events\x12\x1dcomfortech.account.created.v1\x1a\x0e/services/data\"\xa9\x02\n" +
 	"\x0eAccountUpdated\x12\x1d\n" +
 	"\n" +
 	"account_id\x18\x01 \x01(\tR\taccountId\x12%\n" +
@@ -572,23 +574,29 @@ const file_comfortech_events_v1_account_proto_rawDesc = "" +
 	"\x05email\x18\x04 \x01(\tR\x05email\x12\x16\n" +
 	"\x06locale\x18\x05 \x01(\tR\x06locale\x12\x1a\n" +
 	"\btimezone\x18\x06 \x01(\tR\btimezone\x12.\n" +
-	"\x04time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"_\n" +
+	"\x04time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x04time:C\xc2\xf3\x18?\n" +
+	"\x0eaccount.events\x12\x1dcomfortech.account.updated.v1\x1a\x0e/services/data\"\xb4\x01\n" +
 	"\x0eAccountDeleted\x12\x1d\n" +
 	"\n" +
 	"account_id\x18\x01 \x01(\tR\taccountId\x12.\n" +
-	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"\x94\x01\n" +
+	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time:S\xc2\xf3\x18O\n" +
+	"\x0eaccount.events\x12\x1dcomfortech.account.deleted.v1\x1a\x0e/services/data\x1a\x0e/gateways/auth\"\xdb\x01\n" +
 	"\x10AccountSuspended\x12\x1d\n" +
 	"\n" +
 	"account_id\x18\x01 \x01(\tR\taccountId\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x19\n" +
 	"\bactor_id\x18\x03 \x01(\tR\aactorId\x12.\n" +
-	"\x04time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"\x95\x01\n" +
+	"\x04time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x04time:E\xc2\xf3\x18A\n" +
+	"\x0eaccount.events\x12\x1fcomfortech.account.suspended.v1\x1a\x0e/services/data\"\xdd\x01\n" +
 	"\x11AccountReinstated\x12\x1d\n" +
 	"\n" +
 	"account_id\x18\x01 \x01(\tR\taccountId\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x19\n" +
 	"\bactor_id\x18\x03 \x01(\tR\aactorId\x12.\n" +
-	"\x04time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x04timeBDZBgithub.com/comfortech/platform/proto/comfortech/events/v1;eventsv1b\x06proto3"
+	"\x04time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x04time:F\xc2\xf3\x18B\n" +
+	"\x0eaccount.events\x12 comfortech.account.reinstated.v1\x1a\x0e/services/dataB\xb1\x01\xc2\xf3\x18i\n" +
+	"\x0eaccount.events\x12KAccounts: registration, creation, profile changes, suspension and deletion.\x1a\n" +
+	"account idZBgithub.com/comfortech/platform/proto/comfortech/events/v1;eventsv1b\x06proto3"
 
 var (
 	file_comfortech_events_v1_account_proto_rawDescOnce sync.Once
@@ -631,6 +639,7 @@ func file_comfortech_events_v1_account_proto_init() {
 	if File_comfortech_events_v1_account_proto != nil {
 		return
 	}
+	file_comfortech_events_v1_catalog_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

@@ -323,7 +323,7 @@ var File_comfortech_events_v1_alert_proto protoreflect.FileDescriptor
 
 const file_comfortech_events_v1_alert_proto_rawDesc = "" +
 	"\n" +
-	" comfortech/events/v1/alert.proto\x12\x14comfortech.events.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb2\x03\n" +
+	" comfortech/events/v1/alert.proto\x12\x14comfortech.events.v1\x1a\"comfortech/events/v1/catalog.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xec\x03\n" +
 	"\vAlertRaised\x12\x19\n" +
 	"\balert_id\x18\x01 \x01(\tR\aalertId\x12\x17\n" +
 	"\arule_id\x18\x02 \x01(\tR\x06ruleId\x12\x1b\n" +
@@ -339,7 +339,8 @@ const file_comfortech_events_v1_alert_proto_rawDesc = "" +
 	" \x01(\v2\x19.google.protobuf.DurationR\vminDuration\x12\x14\n" +
 	"\x05value\x18\v \x01(\x01R\x05value\x12\x14\n" +
 	"\x05level\x18\f \x01(\tR\x05level\x12.\n" +
-	"\x04time\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"\xf6\x02\n" +
+	"\x04time\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\x04time:8\xc2\xf3\x184\n" +
+	"\x06alerts\x12\x1acomfortech.alert.raised.v1\x1a\x0e/services/data\"\xb1\x03\n" +
 	"\fAlertCleared\x12\x19\n" +
 	"\balert_id\x18\x01 \x01(\tR\aalertId\x12\x17\n" +
 	"\arule_id\x18\x02 \x01(\tR\x06ruleId\x12\x1b\n" +
@@ -354,7 +355,9 @@ const file_comfortech_events_v1_alert_proto_rawDesc = "" +
 	"\n" +
 	"raise_time\x18\n" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\traiseTime\x12.\n" +
-	"\x04time\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\x04timeBDZBgithub.com/comfortech/platform/proto/comfortech/events/v1;eventsv1b\x06proto3"
+	"\x04time\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\x04time:9\xc2\xf3\x185\n" +
+	"\x06alerts\x12\x1bcomfortech.alert.cleared.v1\x1a\x0e/services/dataB\xac\x01\xc2\xf3\x18d\n" +
+	"\x06alerts\x12OAlert rules firing and clearing as the data service evaluates device telemetry.\x1a\tdevice idZBgithub.com/comfortech/platform/proto/comfortech/events/v1;eventsv1b\x06proto3"
 
 var (
 	file_comfortech_events_v1_alert_proto_rawDescOnce sync.Once
@@ -392,6 +395,7 @@ func file_comfortech_events_v1_alert_proto_init() {
 	if File_comfortech_events_v1_alert_proto != nil {
 		return
 	}
+	file_comfortech_events_v1_catalog_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

@@ -304,7 +304,7 @@ var File_comfortech_events_v1_audit_proto protoreflect.FileDescriptor
 
 const file_comfortech_events_v1_audit_proto_rawDesc = "" +
 	"\n" +
-	" comfortech/events/v1/audit.proto\x12\x14comfortech.events.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8a\x01\n" +
+	" comfortech/events/v1/audit.proto\x12\x14comfortech.events.v1\x1a\"comfortech/events/v1/catalog.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8a\x01\n" +
 	"\n" +
 	"AuditActor\x12\x1d\n" +
 	"\n" +
@@ -312,7 +312,7 @@ const file_comfortech_events_v1_audit_proto_rawDesc = "" +
 	"\busername\x18\x02 \x01(\tR\busername\x12\x1b\n" +
 	"\tclient_id\x18\x03 \x01(\tR\bclientId\x12\x14\n" +
 	"\x05roles\x18\x04 \x03(\tR\x05roles\x12\x0e\n" +
-	"\x02ip\x18\x05 \x01(\tR\x02ip\"\xb7\x03\n" +
+	"\x02ip\x18\x05 \x01(\tR\x02ip\"\xd9\x03\n" +
 	"\n" +
 	"AuditEvent\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x126\n" +
@@ -328,11 +328,13 @@ const file_comfortech_events_v1_audit_proto_rawDesc = "" +
 	"\n" +
 	"request_id\x18\n" +
 	" \x01(\tR\trequestId\x12.\n" +
-	"\x04time\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\x04time*d\n" +
+	"\x04time\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\x04time: \xc2\xf3\x18\x1c\n" +
+	"\x05audit\x12\x13comfortech.audit.v1*d\n" +
 	"\fAuditOutcome\x12\x1d\n" +
 	"\x19AUDIT_OUTCOME_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17AUDIT_OUTCOME_SUCCEEDED\x10\x01\x12\x18\n" +
-	"\x14AUDIT_OUTCOME_FAILED\x10\x02BDZBgithub.com/comfortech/platform/proto/comfortech/events/v1;eventsv1b\x06proto3"
+	"\x14AUDIT_OUTCOME_FAILED\x10\x02B\x9f\x01\xc2\xf3\x18W\n" +
+	"\x05audit\x12AAdministrative actions: who did what to which resource, and when.\x1a\vresource idZBgithub.com/comfortech/platform/proto/comfortech/events/v1;eventsv1b\x06proto3"
 
 var (
 	file_comfortech_events_v1_audit_proto_rawDescOnce sync.Once
@@ -373,6 +375,7 @@ func file_comfortech_events_v1_audit_proto_init() {
 	if File_comfortech_events_v1_audit_proto != nil {
 		return
 	}
+	file_comfortech_events_v1_catalog_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

@@ -1218,61 +1218,71 @@ var File_comfortech_events_v1_lifecycle_proto protoreflect.FileDescriptor
 
 const file_comfortech_events_v1_lifecycle_proto_rawDesc = "" +
 	"\n" +
-	"$comfortech/events/v1/lifecycle.proto\x12\x14comfortech.events.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xfc\x01\n" +
+	"$comfortech/events/v1/lifecycle.proto\x12\x14comfortech.events.v1\x1a\"comfortech/events/v1/catalog.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc5\x02\n" +
 	"\x15DevicePresenceChanged\x12\x1b\n" +
 	"\tdevice_id\x18\x01 \x01(\tR\bdeviceId\x12\x16\n" +
 	"\x06online\x18\x02 \x01(\bR\x06online\x12<\n" +
 	"\x06reason\x18\x03 \x01(\x0e2$.comfortech.events.v1.PresenceReasonR\x06reason\x12.\n" +
 	"\x04time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12@\n" +
-	"\x0elast_seen_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\flastSeenTime\"\xd4\x01\n" +
+	"\x0elast_seen_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\flastSeenTime:G\xc2\xf3\x18C\n" +
+	"\x10device.lifecycle\x12\x1dcomfortech.device.presence.v1\x1a\x10/services/device\"\xa0\x02\n" +
 	"\x11DeviceProvisioned\x12\x1b\n" +
 	"\tdevice_id\x18\x01 \x01(\tR\bdeviceId\x12\x16\n" +
 	"\x06serial\x18\x02 \x01(\tR\x06serial\x12\x14\n" +
 	"\x05model\x18\x03 \x01(\tR\x05model\x12)\n" +
 	"\x10firmware_version\x18\x04 \x01(\tR\x0ffirmwareVersion\x12\x19\n" +
 	"\bactor_id\x18\x05 \x01(\tR\aactorId\x12.\n" +
-	"\x04time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"\xc3\x01\n" +
+	"\x04time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x04time:J\xc2\xf3\x18F\n" +
+	"\x10device.lifecycle\x12 comfortech.device.provisioned.v1\x1a\x10/services/device\"\x8f\x02\n" +
 	"\x18DeviceCredentialsChanged\x12\x1b\n" +
 	"\tdevice_id\x18\x01 \x01(\tR\bdeviceId\x12?\n" +
 	"\x06action\x18\x02 \x01(\x0e2'.comfortech.events.v1.CredentialsActionR\x06action\x12\x19\n" +
 	"\bactor_id\x18\x03 \x01(\tR\aactorId\x12.\n" +
-	"\x04time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"\x9c\x01\n" +
+	"\x04time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x04time:J\xc2\xf3\x18F\n" +
+	"\x10device.lifecycle\x12 comfortech.device.credentials.v1\x1a\x10/services/device\"\xe2\x01\n" +
 	"\rDeviceClaimed\x12\x1b\n" +
 	"\tdevice_id\x18\x01 \x01(\tR\bdeviceId\x12(\n" +
 	"\x10owner_account_id\x18\x02 \x01(\tR\x0eownerAccountId\x12\x14\n" +
 	"\x05model\x18\x03 \x01(\tR\x05model\x12.\n" +
-	"\x04time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"\x88\x01\n" +
+	"\x04time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x04time:D\xc2\xf3\x18@\n" +
+	"\x10device.lifecycle\x12\x1ccomfortech.device.claimed.v1\x1a\x0e/services/data\"\xd0\x01\n" +
 	"\x0fDeviceUnclaimed\x12\x1b\n" +
 	"\tdevice_id\x18\x01 \x01(\tR\bdeviceId\x12(\n" +
 	"\x10owner_account_id\x18\x02 \x01(\tR\x0eownerAccountId\x12.\n" +
-	"\x04time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"\xb1\x01\n" +
+	"\x04time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x04time:F\xc2\xf3\x18B\n" +
+	"\x10device.lifecycle\x12\x1ecomfortech.device.unclaimed.v1\x1a\x0e/services/data\"\xf6\x01\n" +
 	"\fDeviceShared\x12\x1b\n" +
 	"\tdevice_id\x18\x01 \x01(\tR\bdeviceId\x12(\n" +
 	"\x10owner_account_id\x18\x02 \x01(\tR\x0eownerAccountId\x12*\n" +
 	"\x11member_account_id\x18\x03 \x01(\tR\x0fmemberAccountId\x12.\n" +
-	"\x04time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"\xb3\x01\n" +
+	"\x04time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x04time:C\xc2\xf3\x18?\n" +
+	"\x10device.lifecycle\x12\x1bcomfortech.device.shared.v1\x1a\x0e/services/data\"\xfa\x01\n" +
 	"\x0eDeviceUnshared\x12\x1b\n" +
 	"\tdevice_id\x18\x01 \x01(\tR\bdeviceId\x12(\n" +
 	"\x10owner_account_id\x18\x02 \x01(\tR\x0eownerAccountId\x12*\n" +
 	"\x11member_account_id\x18\x03 \x01(\tR\x0fmemberAccountId\x12.\n" +
-	"\x04time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"\x8f\x01\n" +
+	"\x04time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x04time:E\xc2\xf3\x18A\n" +
+	"\x10device.lifecycle\x12\x1dcomfortech.device.unshared.v1\x1a\x0e/services/data\"\xd7\x01\n" +
 	"\rDeviceRemoved\x12\x1b\n" +
 	"\tdevice_id\x18\x01 \x01(\tR\bdeviceId\x12\x16\n" +
 	"\x06serial\x18\x02 \x01(\tR\x06serial\x12\x19\n" +
 	"\bactor_id\x18\x03 \x01(\tR\aactorId\x12.\n" +
-	"\x04time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"\xb1\x01\n" +
+	"\x04time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x04time:F\xc2\xf3\x18B\n" +
+	"\x10device.lifecycle\x12\x1ccomfortech.device.removed.v1\x1a\x10/services/device\"\xfe\x01\n" +
 	"\x13DeviceStateReported\x12\x1b\n" +
 	"\tdevice_id\x18\x01 \x01(\tR\bdeviceId\x123\n" +
 	"\breported\x18\x02 \x01(\v2\x17.google.protobuf.StructR\breported\x12\x18\n" +
 	"\aversion\x18\x03 \x01(\x03R\aversion\x12.\n" +
-	"\x04time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"\xf9\x01\n" +
+	"\x04time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x04time:K\xc2\xf3\x18G\n" +
+	"\x10device.lifecycle\x12#comfortech.device.state.reported.v1\x1a\x0e/services/data\"\xc5\x02\n" +
 	"\x13DesiredStateChanged\x12\x1b\n" +
 	"\tdevice_id\x18\x01 \x01(\tR\bdeviceId\x121\n" +
 	"\adesired\x18\x02 \x01(\v2\x17.google.protobuf.StructR\adesired\x12\x18\n" +
 	"\aversion\x18\x03 \x01(\x03R\aversion\x12-\n" +
 	"\x05delta\x18\x04 \x01(\v2\x17.google.protobuf.StructR\x05delta\x12\x19\n" +
 	"\bactor_id\x18\x05 \x01(\tR\aactorId\x12.\n" +
-	"\x04time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"\x87\x03\n" +
+	"\x04time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x04time:J\xc2\xf3\x18F\n" +
+	"\x10device.lifecycle\x12\"comfortech.device.state.desired.v1\x1a\x0e/services/data\"\xd6\x03\n" +
 	"\x10CommandCompleted\x12\x1b\n" +
 	"\tdevice_id\x18\x01 \x01(\tR\bdeviceId\x12\x1d\n" +
 	"\n" +
@@ -1284,14 +1294,16 @@ const file_comfortech_events_v1_lifecycle_proto_rawDesc = "" +
 	"\frequested_by\x18\a \x01(\tR\vrequestedBy\x12;\n" +
 	"\vcreate_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"createTime\x12?\n" +
-	"\rcomplete_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\fcompleteTime\"\xcd\x01\n" +
+	"\rcomplete_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\fcompleteTime:M\xc2\xf3\x18I\n" +
+	"\x10device.lifecycle\x12#comfortech.device.command.result.v1\x1a\x10/services/device\"\x93\x02\n" +
 	"\x11DeviceEventRaised\x12\x1b\n" +
 	"\tdevice_id\x18\x01 \x01(\tR\bdeviceId\x12\x14\n" +
 	"\x05model\x18\x02 \x01(\tR\x05model\x12\x12\n" +
 	"\x04name\x18\x03 \x01(\tR\x04name\x12\x14\n" +
 	"\x05level\x18\x04 \x01(\tR\x05level\x12+\n" +
 	"\x04data\x18\x05 \x01(\v2\x17.google.protobuf.StructR\x04data\x12.\n" +
-	"\x04time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x04time*\xda\x01\n" +
+	"\x04time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x04time:D\xc2\xf3\x18@\n" +
+	"\x10device.lifecycle\x12\x1acomfortech.device.event.v1\x1a\x10/services/device*\xda\x01\n" +
 	"\x0ePresenceReason\x12\x1f\n" +
 	"\x1bPRESENCE_REASON_UNSPECIFIED\x10\x00\x12\x1d\n" +
 	"\x19PRESENCE_REASON_CONNECTED\x10\x01\x12 \n" +
@@ -1309,7 +1321,8 @@ const file_comfortech_events_v1_lifecycle_proto_rawDesc = "" +
 	"\x13COMMAND_STATUS_SENT\x10\x02\x12\x1c\n" +
 	"\x18COMMAND_STATUS_SUCCEEDED\x10\x03\x12\x19\n" +
 	"\x15COMMAND_STATUS_FAILED\x10\x04\x12\x1a\n" +
-	"\x16COMMAND_STATUS_EXPIRED\x10\x05BDZBgithub.com/comfortech/platform/proto/comfortech/events/v1;eventsv1b\x06proto3"
+	"\x16COMMAND_STATUS_EXPIRED\x10\x05B\xfc\x01\xc2\xf3\x18\xb3\x01\n" +
+	"\x10device.lifecycle\x12\x93\x01The life of a device: provisioning, credentials, claims and shares, presence, reported and desired state, command results and the alarms it raises.\x1a\tdevice idZBgithub.com/comfortech/platform/proto/comfortech/events/v1;eventsv1b\x06proto3"
 
 var (
 	file_comfortech_events_v1_lifecycle_proto_rawDescOnce sync.Once
@@ -1379,6 +1392,7 @@ func file_comfortech_events_v1_lifecycle_proto_init() {
 	if File_comfortech_events_v1_lifecycle_proto != nil {
 		return
 	}
+	file_comfortech_events_v1_catalog_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

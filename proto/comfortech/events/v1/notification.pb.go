@@ -446,7 +446,7 @@ var File_comfortech_events_v1_notification_proto protoreflect.FileDescriptor
 
 const file_comfortech_events_v1_notification_proto_rawDesc = "" +
 	"\n" +
-	"'comfortech/events/v1/notification.proto\x12\x14comfortech.events.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb3\x03\n" +
+	"'comfortech/events/v1/notification.proto\x12\x14comfortech.events.v1\x1a\x1bbuf/validate/validate.proto\x1a\"comfortech/events/v1/catalog.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf5\x03\n" +
 	"\x12OutboxNotification\x12?\n" +
 	"\vapplication\x18\x01 \x01(\tB\x1d\xbaH\x1ar\x182\x16^[a-z][a-z0-9-]{0,62}$R\vapplication\x12?\n" +
 	"\n" +
@@ -459,7 +459,8 @@ const file_comfortech_events_v1_notification_proto_rawDesc = "" +
 	"account_id\x18\x06 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\taccountId\x12\x1a\n" +
 	"\x02id\x18\a \x01(\tB\n" +
 	"\xbaH\ar\x05\x10\x01\x18\x80\x01R\x02id\x121\n" +
-	"\apayload\x18\b \x01(\v2\x17.google.protobuf.StructR\apayload\"\xd7\x04\n" +
+	"\apayload\x18\b \x01(\v2\x17.google.protobuf.StructR\apayload:@\xc2\xf3\x18<\n" +
+	"\x14notifications.outbox\x12$comfortech.notification.requested.v1\"\xac\x05\n" +
 	"\x11DeliveryAttempted\x12\x1f\n" +
 	"\vdelivery_id\x18\x01 \x01(\tR\n" +
 	"deliveryId\x12'\n" +
@@ -479,7 +480,8 @@ const file_comfortech_events_v1_notification_proto_rawDesc = "" +
 	"\x0fprovider_status\x18\f \x01(\x05R\x0eproviderStatus\x12\x16\n" +
 	"\x06detail\x18\r \x01(\tR\x06detail\x123\n" +
 	"\alatency\x18\x0e \x01(\v2\x19.google.protobuf.DurationR\alatency\x12.\n" +
-	"\x04time\x18\x0f \x01(\v2\x1a.google.protobuf.TimestampR\x04time*\xa2\x01\n" +
+	"\x04time\x18\x0f \x01(\v2\x1a.google.protobuf.TimestampR\x04time:S\xc2\xf3\x18O\n" +
+	"\x16notifications.delivery\x12#comfortech.notification.delivery.v1\x1a\x10/services/notify*\xa2\x01\n" +
 	"\x0fDeliveryChannel\x12 \n" +
 	"\x1cDELIVERY_CHANNEL_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15DELIVERY_CHANNEL_PUSH\x10\x01\x12\x18\n" +
@@ -491,7 +493,10 @@ const file_comfortech_events_v1_notification_proto_rawDesc = "" +
 	"\x15DELIVERY_OUTCOME_SENT\x10\x01\x12\x1d\n" +
 	"\x19DELIVERY_OUTCOME_RETRYING\x10\x02\x12\x1b\n" +
 	"\x17DELIVERY_OUTCOME_FAILED\x10\x03\x12\x1c\n" +
-	"\x18DELIVERY_OUTCOME_SKIPPED\x10\x04BDZBgithub.com/comfortech/platform/proto/comfortech/events/v1;eventsv1b\x06proto3"
+	"\x18DELIVERY_OUTCOME_SKIPPED\x10\x04B\xcf\x03\xc2\xf3\x18\xde\x01\n" +
+	"\x14notifications.outbox\x12\xb9\x01Notifications to deliver, from any producer; the notify service routes them by the recipient's preferences. Also accepts the bare notifications-backend JSON without CloudEvents headers.\x1a\n" +
+	"account id\xc2\xf3\x18\xa3\x01\n" +
+	"\x16notifications.delivery\x12POne record per attempt to deliver a notification or an event-subscription event.\x1a7account id (subscription deliveries: subscription name)ZBgithub.com/comfortech/platform/proto/comfortech/events/v1;eventsv1b\x06proto3"
 
 var (
 	file_comfortech_events_v1_notification_proto_rawDescOnce sync.Once
@@ -535,6 +540,7 @@ func file_comfortech_events_v1_notification_proto_init() {
 	if File_comfortech_events_v1_notification_proto != nil {
 		return
 	}
+	file_comfortech_events_v1_catalog_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

@@ -175,19 +175,21 @@ var File_comfortech_events_v1_telemetry_proto protoreflect.FileDescriptor
 
 const file_comfortech_events_v1_telemetry_proto_rawDesc = "" +
 	"\n" +
-	"$comfortech/events/v1/telemetry.proto\x12\x14comfortech.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc6\x01\n" +
+	"$comfortech/events/v1/telemetry.proto\x12\x14comfortech.events.v1\x1a\"comfortech/events/v1/catalog.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x90\x02\n" +
 	"\x11TelemetryReported\x12\x1b\n" +
 	"\tdevice_id\x18\x01 \x01(\tR\bdeviceId\x12\x14\n" +
 	"\x05model\x18\x02 \x01(\tR\x05model\x12?\n" +
 	"\asamples\x18\x03 \x03(\v2%.comfortech.events.v1.TelemetrySampleR\asamples\x12=\n" +
-	"\freceive_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\vreceiveTime\"\xdd\x01\n" +
+	"\freceive_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\vreceiveTime:H\xc2\xf3\x18D\n" +
+	"\x10device.telemetry\x12\x1ecomfortech.device.telemetry.v1\x1a\x10/services/device\"\xdd\x01\n" +
 	"\x0fTelemetrySample\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x03R\x03seq\x12.\n" +
 	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12L\n" +
 	"\ametrics\x18\x03 \x03(\v22.comfortech.events.v1.TelemetrySample.MetricsEntryR\ametrics\x1a:\n" +
 	"\fMetricsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01BDZBgithub.com/comfortech/platform/proto/comfortech/events/v1;eventsv1b\x06proto3"
+	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01B\xcb\x01\xc2\xf3\x18\x82\x01\n" +
+	"\x10device.telemetry\x12cMeasurements devices send over MQTT, one record per MQTT message as the device service received it.\x1a\tdevice idZBgithub.com/comfortech/platform/proto/comfortech/events/v1;eventsv1b\x06proto3"
 
 var (
 	file_comfortech_events_v1_telemetry_proto_rawDescOnce sync.Once
@@ -225,6 +227,7 @@ func file_comfortech_events_v1_telemetry_proto_init() {
 	if File_comfortech_events_v1_telemetry_proto != nil {
 		return
 	}
+	file_comfortech_events_v1_catalog_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
