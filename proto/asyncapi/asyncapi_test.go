@@ -6,29 +6,62 @@ import (
 	"encoding/json"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"sync"
 	"testing"
+
+	"github.com/comfortech/platform/proto/eventcatalog"
 )
 
-// TestDocumentIsValid validates ../asyncapi.yaml with @asyncapi/parser and
-// fails on any diagnostic of severity error. It installs the pinned parser
-// with npm ci first; without node it skips, except in CI.
+// TestDocumentIsValid validates ../asyncapi.yaml, the device protocol.
 func TestDocumentIsValid(t *testing.T) {
+	validate(t, "../asyncapi.yaml")
+}
+
+// TestEventCatalogIsValid validates the event catalog's document, as the
+// admin gateway serves it at /v1/events/asyncapi.
+func TestEventCatalogIsValid(t *testing.T) {
+	c, err := eventcatalog.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := c.AsyncAPI()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "events.asyncapi.json")
+	if err := os.WriteFile(path, doc, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	validate(t, path)
+}
+
+// npmCI installs the pinned parser once per test binary.
+var npmCI = sync.OnceValues(func() ([]byte, error) {
+	return exec.Command("npm", "ci", "--no-audit", "--no-fund").CombinedOutput()
+})
+
+// validate runs the official @asyncapi/parser (pinned by package-lock.json)
+// on the document at path and fails on any diagnostic of severity error.
+// It installs the parser with npm ci first; without node it skips, except
+// in CI.
+func validate(t *testing.T, path string) {
+	t.Helper()
 	node, err := exec.LookPath("node")
-	npm, errNPM := exec.LookPath("npm")
+	_, errNPM := exec.LookPath("npm")
 	if err != nil || errNPM != nil {
 		if os.Getenv("CI") == "true" {
 			t.Fatal("node and npm are required in CI")
 		}
 		t.Skip("node or npm not installed")
 	}
-	install := exec.Command(npm, "ci", "--no-audit", "--no-fund")
-	if out, err := install.CombinedOutput(); err != nil {
+	if out, err := npmCI(); err != nil {
 		t.Fatalf("npm ci: %v\n%s", err, out)
 	}
 	var stdout, stderr bytes.Buffer
-	validate := exec.Command(node, "validate.mjs", "../asyncapi.yaml")
-	validate.Stdout, validate.Stderr = &stdout, &stderr
-	runErr := validate.Run()
+	cmd := exec.Command(node, "validate.mjs", path)
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	runErr := cmd.Run()
 	errors := 0
 	for sc := bufio.NewScanner(&stdout); sc.Scan(); {
 		var d struct {
