@@ -114,6 +114,9 @@ type Message struct {
 	JSON []byte
 	// Secrets sign webhooks (Standard Webhooks, every one a signature).
 	Secrets []string
+	// Auth authenticates a webhook to its receiver on top of the
+	// signature; nil for none.
+	Auth *WebhookAuth
 	// NotificationID is recorded by the dev sink.
 	NotificationID string
 }

@@ -18,12 +18,14 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/wneessen/go-mail"
 	"golang.org/x/oauth2"
+	"golang.org/x/oauth2/clientcredentials"
 	"golang.org/x/oauth2/google"
 
 	"github.com/comfortech/platform/services/notify/internal/app"
@@ -210,14 +212,21 @@ func (s *SMTP) Send(ctx context.Context, m *app.Message) app.Result {
 
 // Webhook posts Standard Webhooks: webhook-id, webhook-timestamp and
 // webhook-signature ("v1," + base64 HMAC-SHA256 of id.timestamp.body, one
-// per active secret). 410 answers Gone.
+// per active secret), authenticated as the message's Auth says (basic,
+// bearer, or an OAuth2 client-credentials token fetched through the same
+// guarded client and reused until it expires). 410 answers Gone.
 type Webhook struct {
 	client *http.Client
 	now    func() time.Time
+
+	mu     sync.Mutex
+	tokens map[string]oauth2.TokenSource // by sha256 of the credentials
 }
 
 // NewWebhook returns the webhook sender over client (see GuardedClient).
-func NewWebhook(client *http.Client) *Webhook { return &Webhook{client: client, now: time.Now} }
+func NewWebhook(client *http.Client) *Webhook {
+	return &Webhook{client: client, now: time.Now, tokens: map[string]oauth2.TokenSource{}}
+}
 
 // Sign returns the webhook-signature header for secrets.
 func Sign(secrets []string, id string, ts int64, body []byte) string {
@@ -246,12 +255,79 @@ func (w *Webhook) Send(ctx context.Context, m *app.Message) app.Result {
 	req.Header.Set("webhook-id", m.ID)
 	req.Header.Set("webhook-timestamp", strconv.FormatInt(ts, 10))
 	req.Header.Set("webhook-signature", Sign(m.Secrets, m.ID, ts, m.JSON))
+	if res, ok := w.authorize(req, m.Auth); !ok {
+		return res
+	}
 	r := httpResult(w.client.Do(req))
 	if errors.Is(r.Err, ErrForbiddenAddress) {
 		r.Permanent = true
 	}
+	if r.Status == http.StatusUnauthorized && m.Auth != nil && m.Auth.OAuth2 != nil {
+		// The token may have been revoked: the next attempt fetches another.
+		w.forget(m.Auth.OAuth2)
+		r.Permanent = false
+	}
 	r.Gone = r.Status == http.StatusGone
 	return r
+}
+
+// authorize sets req's Authorization as a says; when it cannot (no OAuth2
+// token), it returns the result to record and false.
+func (w *Webhook) authorize(req *http.Request, a *app.WebhookAuth) (app.Result, bool) {
+	switch {
+	case a == nil:
+	case a.Basic != nil:
+		req.SetBasicAuth(a.Basic.Username, a.Basic.Password)
+	case a.Bearer != nil:
+		req.Header.Set("Authorization", "Bearer "+a.Bearer.Token)
+	case a.OAuth2 != nil:
+		tok, err := w.tokenSource(a.OAuth2).Token()
+		if err != nil {
+			r := app.Result{Err: err, Detail: "oauth2 token: " + err.Error()}
+			if re, ok := errors.AsType[*oauth2.RetrieveError](err); ok && re.Response != nil {
+				code := re.Response.StatusCode
+				r.Permanent = code >= 400 && code < 500 && code != http.StatusTooManyRequests && code != http.StatusRequestTimeout
+			}
+			if errors.Is(err, ErrForbiddenAddress) {
+				r.Permanent = true
+			}
+			return r, false
+		}
+		tok.SetAuthHeader(req)
+	}
+	return app.Result{}, true
+}
+
+// tokenKey identifies OAuth2 credentials without keeping the secret.
+func tokenKey(a *app.OAuth2Auth) string {
+	h := sha256.New()
+	for _, v := range append([]string{a.TokenURL, a.ClientID, a.ClientSecret}, a.Scopes...) {
+		_, _ = io.WriteString(h, v)
+		_, _ = h.Write([]byte{0})
+	}
+	return base64.StdEncoding.EncodeToString(h.Sum(nil))
+}
+
+// tokenSource returns the client-credentials token source of a, which
+// reuses a token until it expires.
+func (w *Webhook) tokenSource(a *app.OAuth2Auth) oauth2.TokenSource {
+	key := tokenKey(a)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if ts, ok := w.tokens[key]; ok {
+		return ts
+	}
+	cc := clientcredentials.Config{ClientID: a.ClientID, ClientSecret: a.ClientSecret, TokenURL: a.TokenURL, Scopes: a.Scopes}
+	ts := cc.TokenSource(context.WithValue(context.Background(), oauth2.HTTPClient, w.client))
+	w.tokens[key] = ts
+	return ts
+}
+
+// forget drops a's token source, and with it its token.
+func (w *Webhook) forget(a *app.OAuth2Auth) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	delete(w.tokens, tokenKey(a))
 }
 
 // ErrForbiddenAddress is the SSRF guard's refusal.
