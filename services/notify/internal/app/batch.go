@@ -33,6 +33,13 @@ func (s *Service) HandleBatch(ctx context.Context, in []Incoming) error {
 		}
 		ds, skips = append(ds, d...), append(skips, sk...)
 	}
+	return s.enqueue(ctx, ds, skips)
+}
+
+// enqueue records skips and deliveries, then hands the deliveries that
+// are new (or revived) to the workers of Run; the scheduler takes them
+// when Run is not running.
+func (s *Service) enqueue(ctx context.Context, ds []*Delivery, skips []AttemptRecord) error {
 	if len(skips) > 0 {
 		// Before the deliveries: a failure leaves nothing for the retry to
 		// repeat but these log lines.

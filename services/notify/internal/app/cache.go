@@ -7,9 +7,10 @@ import (
 )
 
 // lookupTTL bounds how stale the dispatcher's view of preferences, push
-// tokens, webhook endpoints and templates is on other replicas (changes
-// made through this replica apply at once: they clear the caches), and of
-// the directory's accounts (phone, e-mail, locale, time zone).
+// tokens, webhook endpoints, templates and event subscriptions is on other
+// replicas (changes made through this replica apply at once: they clear
+// the caches), and of the directory's accounts (phone, e-mail, locale,
+// time zone).
 const lookupTTL = 2 * time.Second
 
 // ttlCache memoizes lookups for a short time. Clear drops everything and

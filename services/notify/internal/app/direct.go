@@ -148,17 +148,24 @@ func (s *Service) GetDeadLetter(ctx context.Context, id string) (*DeadLetter, er
 
 // ReplayDeadLetter puts a dead letter back on its topic; its id is kept,
 // so deliveries already made are not repeated, and failed ones are tried
-// again.
+// again. A subscription's dead letter is delivered to that subscription
+// again instead: its topic has other consumers.
 func (s *Service) ReplayDeadLetter(ctx context.Context, id string) (*DeadLetter, error) {
 	d, err := s.store.GetDeadLetter(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	if s.cfg.Republish == nil || d.Value == "" {
+	switch name := d.Headers[HeaderSubscription]; {
+	case name != "":
+		if err := s.redeliver(ctx, d, name); err != nil {
+			return nil, err
+		}
+	case s.cfg.Republish == nil || d.Value == "":
 		return nil, &Error{Kind: ErrPrecondition, Msg: "this dead letter cannot be replayed"}
-	}
-	if err := s.cfg.Republish(ctx, d); err != nil {
-		return nil, fmt.Errorf("replay: %w", err)
+	default:
+		if err := s.cfg.Republish(ctx, d); err != nil {
+			return nil, fmt.Errorf("replay: %w", err)
+		}
 	}
 	if err := s.store.MarkReplayed(ctx, id, s.now()); err != nil {
 		return nil, err

@@ -298,21 +298,12 @@ func (s *Service) attempt(ctx context.Context, d *Delivery, wait bool) *Attempt 
 	m := &Message{ID: d.NotificationID, Channel: d.Channel, Recipient: d.Recipient, Subject: d.Subject,
 		Body: d.Body, HTMLBody: d.HTMLBody, NotificationID: d.NotificationID}
 	key := string(d.Channel)
-	var ep *WebhookEndpoint
+	var rcv *receiver
 	var res Result
 	if d.Channel == Webhook {
-		var err error
-		ep, err = s.webhook(ctx, d.Recipient)
-		switch {
-		case errors.Is(err, ErrNotFound):
-			res = Result{Err: errors.New("endpoint deleted"), Detail: "endpoint deleted", Permanent: true}
-		case err != nil:
-			res = Result{Err: err, Detail: "store: " + err.Error()}
-		case !ep.Enabled:
-			res = Result{Err: errors.New("endpoint disabled"), Detail: "endpoint disabled: " + ep.DisabledReason, Permanent: true}
-		default:
-			m.Recipient, m.JSON, m.Body, m.Secrets = ep.URL, []byte(d.Body), "", ep.Secrets(s.now())
-			if u, err := url.Parse(ep.URL); err == nil {
+		if rcv, res = s.receiver(ctx, d); rcv != nil {
+			m.Recipient, m.JSON, m.Body, m.Secrets, m.Auth = rcv.url, []byte(d.Body), "", rcv.secrets, rcv.auth
+			if u, err := url.Parse(rcv.url); err == nil {
 				key = "webhook:" + u.Host
 			}
 		}
@@ -340,7 +331,7 @@ func (s *Service) attempt(ctx context.Context, d *Delivery, wait bool) *Attempt 
 	a := &Attempt{
 		ID: uuid.NewString(), DeliveryID: d.ID, NotificationID: d.NotificationID, AccountID: d.AccountID,
 		Application: d.Application, EventType: d.EventType, Level: d.Level, Channel: d.Channel,
-		Recipient: d.Masked, Attempt: d.Attempts, ProviderStatus: res.Status, Detail: shorten(res.Detail),
+		Recipient: d.Masked, Subscription: d.Subscription, Attempt: d.Attempts, ProviderStatus: res.Status, Detail: shorten(res.Detail),
 		Latency: latency, Time: s.now(),
 	}
 	var dead *DeadLetter
@@ -352,9 +343,7 @@ func (s *Service) attempt(ctx context.Context, d *Delivery, wait bool) *Attempt 
 		if a.Detail == "" {
 			a.Detail = shorten(res.Err.Error())
 		}
-		dead = &DeadLetter{ID: uuid.NewString(), Topic: TopicOutbox, Key: d.AccountID, Value: string(d.Source),
-			Reason:         fmt.Sprintf("%s delivery to %s failed after %d attempts: %s", d.Channel, d.Masked, d.Attempts, a.Detail),
-			NotificationID: d.NotificationID, Attempts: d.Attempts, CreateTime: s.now()}
+		dead = s.deadLetter(d, a.Detail)
 	default:
 		d.Status, a.Status = StatusPending, StatusRetrying
 		if a.Detail == "" {
@@ -366,9 +355,9 @@ func (s *Service) attempt(ctx context.Context, d *Delivery, wait bool) *Attempt 
 	// What follows an attempt must follow its durable record.
 	then := func() {
 		if res.Gone {
-			s.gone(ctx, d, ep, res)
+			s.gone(ctx, d, rcv, res)
 		}
-		if dead != nil && len(d.Source) > 0 {
+		if dead != nil {
 			if err := s.store.AddDeadLetter(ctx, dead); err != nil {
 				s.log.Error("recording a dead letter failed", zap.String("delivery_id", d.ID), zap.Error(err))
 			}
@@ -385,24 +374,90 @@ func (s *Service) attempt(ctx context.Context, d *Delivery, wait bool) *Attempt 
 	return a
 }
 
-// TopicOutbox is the topic notifications come from; dead deliveries are
-// dead letters of it.
+// TopicOutbox is the topic notifications come from; dead deliveries of
+// notifications are dead letters of it.
 const TopicOutbox = "notifications.outbox"
 
-// gone removes a stale push token or disables a webhook endpoint that
+// deadLetter is the dead letter of a delivery that failed for good, with
+// what a replay needs: a notification's deliveries keep the outbox record
+// (replayed on its topic), an event delivery the event and its
+// subscription (replayed to that subscription only). Nil when there is
+// nothing to replay (direct sends).
+func (s *Service) deadLetter(d *Delivery, detail string) *DeadLetter {
+	reason := fmt.Sprintf("%s delivery to %s failed after %d attempts: %s", d.Channel, d.Masked, d.Attempts, detail)
+	dl := &DeadLetter{ID: uuid.NewString(), NotificationID: d.NotificationID, Attempts: d.Attempts, CreateTime: s.now()}
+	switch {
+	case d.Subscription != "":
+		dl.Topic, dl.Key, dl.Value = d.Topic, d.Subscription, d.Body
+		dl.Headers = map[string]string{HeaderSubscription: d.Subscription}
+		dl.Reason = "subscription " + d.Subscription + ": " + reason
+	case len(d.Source) > 0:
+		dl.Topic, dl.Key, dl.Value, dl.Reason = TopicOutbox, d.AccountID, string(d.Source), reason
+	default:
+		return nil
+	}
+	return dl
+}
+
+// receiver is where a webhook delivery goes, as it stands now: an
+// account's endpoint or an event subscription.
+type receiver struct {
+	url     string
+	secrets []string
+	auth    *WebhookAuth
+	// disable stops deliveries to it, saying why.
+	disable func(ctx context.Context, reason string) error
+}
+
+// receiver returns d's receiver, or, when the delivery cannot be made, nil
+// and the result to record.
+func (s *Service) receiver(ctx context.Context, d *Delivery) (*receiver, Result) {
+	if d.Subscription != "" {
+		sub, err := s.subscription(ctx, d.Subscription)
+		switch {
+		case errors.Is(err, ErrNotFound):
+			return nil, Result{Err: errors.New("subscription deleted"), Detail: "subscription deleted", Permanent: true}
+		case err != nil:
+			return nil, Result{Err: err, Detail: "store: " + err.Error()}
+		case sub.Status() != SubscriptionActive:
+			why := "subscription " + string(sub.Status())
+			if sub.Status() == SubscriptionDisabled {
+				why += ": " + sub.DisabledReason
+			}
+			return nil, Result{Err: errors.New(why), Detail: why, Permanent: true}
+		}
+		return &receiver{url: sub.URL, secrets: sub.Secrets(s.now()), auth: sub.Auth,
+			disable: func(ctx context.Context, reason string) error {
+				return s.store.DisableSubscription(ctx, sub.Name, reason, s.now())
+			}}, Result{}
+	}
+	ep, err := s.webhook(ctx, d.Recipient)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return nil, Result{Err: errors.New("endpoint deleted"), Detail: "endpoint deleted", Permanent: true}
+	case err != nil:
+		return nil, Result{Err: err, Detail: "store: " + err.Error()}
+	case !ep.Enabled:
+		return nil, Result{Err: errors.New("endpoint disabled"), Detail: "endpoint disabled: " + ep.DisabledReason, Permanent: true}
+	}
+	return &receiver{url: ep.URL, secrets: ep.Secrets(s.now()),
+		disable: func(ctx context.Context, reason string) error {
+			e := *ep // ep may be shared through the cache
+			e.Enabled, e.DisabledReason, e.UpdateTime = false, reason, s.now()
+			return s.store.UpdateWebhook(ctx, &e)
+		}}, Result{}
+}
+
+// gone removes a stale push token or disables a webhook receiver that
 // answered 410.
-func (s *Service) gone(ctx context.Context, d *Delivery, ep *WebhookEndpoint, res Result) {
+func (s *Service) gone(ctx context.Context, d *Delivery, rcv *receiver, res Result) {
 	defer s.invalidate()
 	var err error
 	switch {
 	case d.Channel == Push:
 		err = s.store.DeletePushTokenValue(ctx, d.Recipient)
-	case d.Channel == Webhook && ep != nil:
-		e := *ep // ep may be shared through the cache
-		e.Enabled = false
-		e.DisabledReason = fmt.Sprintf("endpoint answered %d", res.Status)
-		e.UpdateTime = s.now()
-		err = s.store.UpdateWebhook(ctx, &e)
+	case d.Channel == Webhook && rcv != nil:
+		err = rcv.disable(ctx, fmt.Sprintf("endpoint answered %d", res.Status))
 	}
 	if err != nil {
 		s.log.Error("removing a gone recipient failed", zap.String("delivery_id", d.ID), zap.Error(err))

@@ -110,11 +110,9 @@ type WebhookEndpoint struct {
 	EventTypes     []string // "application/event_type" or "application/*"
 	Enabled        bool
 	DisabledReason string
-	Secret         string    // whsec_...
-	OldSecret      string    // previous secret, signing too until OldSecretExpire
-	OldExpire      time.Time // when OldSecret stops signing
-	CreateTime     time.Time
-	UpdateTime     time.Time
+	Signing
+	CreateTime time.Time
+	UpdateTime time.Time
 }
 
 // Wants reports whether the endpoint's filter accepts the event type.
@@ -125,13 +123,31 @@ func (e *WebhookEndpoint) Wants(application, eventType string) bool {
 	return slices.Contains(e.EventTypes, application+"/"+eventType) || slices.Contains(e.EventTypes, application+"/*")
 }
 
+// Signing holds the Standard Webhooks secrets of a receiver: webhook
+// endpoints and event subscriptions.
+type Signing struct {
+	Secret    string    // whsec_...
+	OldSecret string    // previous secret, signing too until OldExpire
+	OldExpire time.Time // when OldSecret stops signing
+}
+
 // Secrets returns the secrets that sign a delivery at now.
-func (e *WebhookEndpoint) Secrets(now time.Time) []string {
-	s := []string{e.Secret}
-	if e.OldSecret != "" && now.Before(e.OldExpire) {
-		s = append(s, e.OldSecret)
+func (g *Signing) Secrets(now time.Time) []string {
+	s := []string{g.Secret}
+	if g.OldSecret != "" && now.Before(g.OldExpire) {
+		s = append(s, g.OldSecret)
 	}
 	return s
+}
+
+// rotate issues a new secret; the current one keeps signing for grace
+// (default 24 h).
+func (g *Signing) rotate(now time.Time, grace time.Duration) {
+	if grace <= 0 {
+		grace = 24 * time.Hour
+	}
+	g.OldSecret, g.OldExpire = g.Secret, now.Add(grace)
+	g.Secret = newSecret()
 }
 
 // Template renders one event type for one channel and locale.
@@ -203,7 +219,12 @@ type Delivery struct {
 	Attempts    int
 	NextAttempt time.Time
 	// Source is the notification as received (protojson), for replays.
-	Source     []byte
+	Source []byte
+	// Subscription names the event subscription of an event delivery
+	// (Channel Webhook, Body the event), empty for notifications.
+	Subscription string
+	// Topic is the topic an event delivery's event came from.
+	Topic      string
 	CreateTime time.Time
 }
 
@@ -218,6 +239,7 @@ type Attempt struct {
 	Level          string
 	Channel        Channel
 	Recipient      string // masked
+	Subscription   string // event subscription; empty for notifications
 	Attempt        int
 	Status         Status
 	ProviderStatus int

@@ -14,9 +14,11 @@ type Page struct {
 // DeliveryFilter selects delivery-log entries; zero fields match anything.
 type DeliveryFilter struct {
 	AccountID, NotificationID, Application, EventType string
-	Channel                                           Channel
-	Status                                            Status
-	Start, End                                        time.Time
+	// Subscription selects an event subscription's deliveries.
+	Subscription string
+	Channel      Channel
+	Status       Status
+	Start, End   time.Time
 }
 
 // DeadLetterFilter selects dead letters; zero fields match anything.
@@ -81,6 +83,16 @@ type Store interface {
 	AddSinkMessage(ctx context.Context, m *SinkMessage) error
 	ListSinkMessages(ctx context.Context, ch Channel, recipient string, p Page) ([]*SinkMessage, string, error)
 	ClearSinkMessages(ctx context.Context) (int, error)
+
+	// PutSubscription creates or replaces a subscription by name.
+	PutSubscription(ctx context.Context, s *Subscription) error
+	GetSubscription(ctx context.Context, name string) (*Subscription, error)
+	// ListSubscriptions pages through subscriptions by name.
+	ListSubscriptions(ctx context.Context, p Page) ([]*Subscription, string, error)
+	DeleteSubscription(ctx context.Context, name string) error
+	// DisableSubscription records that the service stopped delivering to
+	// a subscription, and why, leaving the operator's settings alone.
+	DisableSubscription(ctx context.Context, name, reason string, at time.Time) error
 }
 
 // AttemptRecord is one delivery attempt to record: the delivery's new

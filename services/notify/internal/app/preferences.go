@@ -162,15 +162,15 @@ func newSecret() string {
 }
 
 // checkURL refuses URLs the SSRF guard would refuse at dial time anyway,
-// so the user learns at once.
-func (s *Service) checkURL(raw string) error {
+// so the user learns at once; field names the request field.
+func (s *Service) checkURL(field, raw string) error {
 	u, err := url.Parse(raw)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" {
-		return invalid("url", "url must be an absolute http(s) URL")
+		return invalid(field, field+" must be an absolute http(s) URL")
 	}
 	if s.cfg.CheckHost != nil {
 		if err := s.cfg.CheckHost(u.Hostname()); err != nil {
-			return invalid("url", err.Error())
+			return invalid(field, err.Error())
 		}
 	}
 	return nil
@@ -178,7 +178,7 @@ func (s *Service) checkURL(raw string) error {
 
 // CreateWebhook adds an endpoint and returns it with its secret.
 func (s *Service) CreateWebhook(ctx context.Context, e *WebhookEndpoint) (*WebhookEndpoint, error) {
-	if err := s.checkURL(e.URL); err != nil {
+	if err := s.checkURL("url", e.URL); err != nil {
 		return nil, err
 	}
 	e.ID = uuid.NewString()
@@ -216,7 +216,7 @@ func (s *Service) UpdateWebhook(ctx context.Context, accountID string, upd *Webh
 	if err != nil {
 		return nil, err
 	}
-	if err := s.checkURL(upd.URL); err != nil {
+	if err := s.checkURL("url", upd.URL); err != nil {
 		return nil, err
 	}
 	e.URL, e.Description, e.EventTypes = upd.URL, upd.Description, upd.EventTypes
@@ -242,11 +242,7 @@ func (s *Service) RotateWebhookSecret(ctx context.Context, accountID, id string,
 	if err != nil {
 		return "", time.Time{}, err
 	}
-	if grace <= 0 {
-		grace = 24 * time.Hour
-	}
-	e.OldSecret, e.OldExpire = e.Secret, s.now().Add(grace)
-	e.Secret = newSecret()
+	e.rotate(s.now(), grace)
 	e.UpdateTime = s.now()
 	defer s.invalidate()
 	if err := s.store.UpdateWebhook(ctx, e); err != nil {

@@ -1,7 +1,7 @@
 // Package app holds the notify service's use cases: the catalog,
-// preferences and recipients, templates, and dispatch with retries, circuit
-// breakers, fallback, the delivery log and dead letters. It depends only on
-// the interfaces in ports.go.
+// preferences and recipients, templates, event subscriptions, and dispatch
+// with retries, circuit breakers, fallback, the delivery log and dead
+// letters. It depends only on the interfaces in ports.go.
 package app
 
 import (
@@ -73,6 +73,8 @@ type Service struct {
 	hook      *ttlCache[*WebhookEndpoint]   // by id
 	templates *ttlCache[*Template]          // nil: none
 	accounts  *ttlCache[*Account]           // the Directory's; nil: unknown
+	subs      *ttlCache[[]*Subscription]    // the active ones, under ""
+	sub       *ttlCache[*Subscription]      // by name; nil: none
 
 	// direct carries deliveries just recorded by HandleBatch to the
 	// workers of Run, so first attempts need no trip through ClaimDue.
@@ -128,6 +130,8 @@ func New(store Store, cfg Config) *Service {
 		hook:      newTTLCache[*WebhookEndpoint](lookupTTL, now),
 		templates: newTTLCache[*Template](lookupTTL, now),
 		accounts:  newTTLCache[*Account](lookupTTL, now),
+		subs:      newTTLCache[[]*Subscription](lookupTTL, now),
+		sub:       newTTLCache[*Subscription](lookupTTL, now),
 		direct:    make(chan *Delivery, 16*cfg.Workers),
 	}
 }
@@ -139,6 +143,8 @@ func (s *Service) invalidate() {
 	s.hooks.clear()
 	s.hook.clear()
 	s.templates.clear()
+	s.subs.clear()
+	s.sub.clear()
 }
 
 // DevSink reports whether the dev sink is on.

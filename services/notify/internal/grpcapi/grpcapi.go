@@ -19,7 +19,7 @@ import (
 	"github.com/comfortech/platform/services/notify/internal/app"
 )
 
-// API implements the notify services; SubscriptionService is not served yet.
+// API implements the notify services.
 type API struct {
 	notifyv1.UnimplementedCatalogServiceServer
 	notifyv1.UnimplementedPreferenceServiceServer
@@ -30,6 +30,7 @@ type API struct {
 	notifyv1.UnimplementedDeadLetterServiceServer
 	notifyv1.UnimplementedDevSinkServiceServer
 	notifyv1.UnimplementedDirectServiceServer
+	notifyv1.UnimplementedSubscriptionServiceServer
 
 	svc *app.Service
 	log *zap.Logger
@@ -47,6 +48,7 @@ func Register(srv *grpc.Server, svc *app.Service, log *zap.Logger) {
 	notifyv1.RegisterDeadLetterServiceServer(srv, a)
 	notifyv1.RegisterDevSinkServiceServer(srv, a)
 	notifyv1.RegisterDirectServiceServer(srv, a)
+	notifyv1.RegisterSubscriptionServiceServer(srv, a)
 }
 
 var kinds = []struct {

@@ -332,7 +332,8 @@ var statuses = map[app.Status]notifyv1.DeliveryStatus{
 }
 
 func fromAttempt(x *app.Attempt) *notifyv1.Delivery {
-	return &notifyv1.Delivery{Id: x.ID, NotificationId: x.NotificationID, AccountId: x.AccountID, Application: x.Application, EventType: x.EventType,
+	return &notifyv1.Delivery{Id: x.ID, NotificationId: x.NotificationID, AccountId: x.AccountID, Subscription: x.Subscription,
+		Application: x.Application, EventType: x.EventType,
 		Level: x.Level, Channel: channelToProto[x.Channel], Recipient: x.Recipient, Attempt: int32(x.Attempt), Status: statuses[x.Status],
 		ProviderStatus: int32(x.ProviderStatus), Detail: x.Detail, Latency: durationpb.New(x.Latency), NextAttemptTime: tsOrNil(x.NextAttempt),
 		CreateTime: tsOrNil(x.Time)}
@@ -347,7 +348,7 @@ func (a *API) ListDeliveries(ctx context.Context, req *notifyv1.ListDeliveriesRe
 		}
 	}
 	f := app.DeliveryFilter{AccountID: req.GetAccountId(), NotificationID: req.GetNotificationId(), Application: req.GetApplication(),
-		EventType: req.GetEventType(), Channel: toChannel(req.GetChannel()), Status: st, Start: timeOf(req.GetStartTime()), End: timeOf(req.GetEndTime())}
+		EventType: req.GetEventType(), Subscription: req.GetSubscription(), Channel: toChannel(req.GetChannel()), Status: st, Start: timeOf(req.GetStartTime()), End: timeOf(req.GetEndTime())}
 	xs, next, err := a.svc.ListAttempts(ctx, f, page(req.GetPageSize(), req.GetPageToken()))
 	if err != nil {
 		return nil, a.toStatus(ctx, err)

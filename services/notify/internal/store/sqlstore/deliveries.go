@@ -97,14 +97,14 @@ func (s *Store) DeleteTemplate(ctx context.Context, id string) error {
 }
 
 const deliveryCols = `id, notification_id, account_id, application, event_type, level, channel, recipient, masked, subject, body,
-	html_body, fallback, status, attempts, next_attempt_at, source, created_at`
+	html_body, fallback, status, attempts, next_attempt_at, source, created_at, subscription, topic`
 
 func scanDelivery(sc interface{ Scan(...any) error }) (*app.Delivery, error) {
 	d := &app.Delivery{}
 	var ch, st, src string
 	var next, c int64
 	if err := sc.Scan(&d.ID, &d.NotificationID, &d.AccountID, &d.Application, &d.EventType, &d.Level, &ch, &d.Recipient, &d.Masked,
-		&d.Subject, &d.Body, &d.HTMLBody, &d.Fallback, &st, &d.Attempts, &next, &src, &c); err != nil {
+		&d.Subject, &d.Body, &d.HTMLBody, &d.Fallback, &st, &d.Attempts, &next, &src, &c, &d.Subscription, &d.Topic); err != nil {
 		return nil, err
 	}
 	d.Channel, d.Status, d.NextAttempt, d.CreateTime = app.Channel(ch), app.Status(st), fromUS(next), fromUS(c)
@@ -150,12 +150,13 @@ func (s *Store) AddDeliveries(ctx context.Context, ds []*app.Delivery) ([]*app.D
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		added = added[:0]
 		for chunk := range slices.Chunk(ds, maxRows) {
-			args := make([]any, 0, 18*len(chunk))
+			args := make([]any, 0, 20*len(chunk))
 			for _, d := range chunk {
 				args = append(args, d.ID, d.NotificationID, d.AccountID, d.Application, d.EventType, d.Level, string(d.Channel), d.Recipient,
-					d.Masked, d.Subject, d.Body, d.HTMLBody, d.Fallback, string(d.Status), d.Attempts, us(d.NextAttempt), string(d.Source), us(d.CreateTime))
+					d.Masked, d.Subject, d.Body, d.HTMLBody, d.Fallback, string(d.Status), d.Attempts, us(d.NextAttempt), string(d.Source), us(d.CreateTime),
+					d.Subscription, d.Topic)
 			}
-			rows, err := tx.QueryContext(ctx, `INSERT INTO deliveries (`+deliveryCols+`) VALUES `+s.placeholders(len(chunk), 18)+`
+			rows, err := tx.QueryContext(ctx, `INSERT INTO deliveries (`+deliveryCols+`) VALUES `+s.placeholders(len(chunk), 20)+`
 				ON CONFLICT (notification_id, channel, recipient) DO NOTHING RETURNING id`, args...)
 			if err != nil {
 				return fmt.Errorf("sqlstore: add deliveries: %w", err)
@@ -284,7 +285,8 @@ func (s *Store) RecordAttempts(ctx context.Context, recs []app.AttemptRecord) er
 				}
 				a := r.Attempt
 				largs = append(largs, a.ID, a.DeliveryID, a.NotificationID, a.AccountID, a.Application, a.EventType, a.Level, string(a.Channel),
-					a.Recipient, a.Attempt, string(a.Status), a.ProviderStatus, a.Detail, a.Latency.Microseconds(), us(a.NextAttempt), us(a.Time))
+					a.Recipient, a.Attempt, string(a.Status), a.ProviderStatus, a.Detail, a.Latency.Microseconds(), us(a.NextAttempt), us(a.Time),
+					a.Subscription)
 				for _, e := range r.Events {
 					m := kafka.Message{Topic: e.Topic, Key: []byte(e.Key), Value: e.Value}
 					for k, v := range e.Headers {
@@ -309,7 +311,7 @@ func (s *Store) RecordAttempts(ctx context.Context, recs []app.AttemptRecord) er
 					return fmt.Errorf("sqlstore: update deliveries: %w", err)
 				}
 			}
-			if _, err := tx.ExecContext(ctx, `INSERT INTO delivery_log (`+attemptCols+`) VALUES `+s.placeholders(len(chunk), 16), largs...); err != nil {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO delivery_log (`+attemptCols+`) VALUES `+s.placeholders(len(chunk), 17), largs...); err != nil {
 				return fmt.Errorf("sqlstore: log attempts: %w", err)
 			}
 		}
@@ -318,14 +320,14 @@ func (s *Store) RecordAttempts(ctx context.Context, recs []app.AttemptRecord) er
 }
 
 const attemptCols = `id, delivery_id, notification_id, account_id, application, event_type, level, channel, recipient, attempt, status,
-	provider_status, detail, latency_us, next_attempt_at, created_at`
+	provider_status, detail, latency_us, next_attempt_at, created_at, subscription`
 
 func scanAttempt(sc interface{ Scan(...any) error }) (*app.Attempt, error) {
 	a := &app.Attempt{}
 	var ch, st string
 	var lat, next, c int64
 	if err := sc.Scan(&a.ID, &a.DeliveryID, &a.NotificationID, &a.AccountID, &a.Application, &a.EventType, &a.Level, &ch, &a.Recipient,
-		&a.Attempt, &st, &a.ProviderStatus, &a.Detail, &lat, &next, &c); err != nil {
+		&a.Attempt, &st, &a.ProviderStatus, &a.Detail, &lat, &next, &c, &a.Subscription); err != nil {
 		return nil, err
 	}
 	a.Channel, a.Status, a.Latency, a.NextAttempt, a.Time = app.Channel(ch), app.Status(st), time.Duration(lat)*time.Microsecond, fromUS(next), fromUS(c)
@@ -350,9 +352,9 @@ func (s *Store) ListAttempts(ctx context.Context, f app.DeliveryFilter, p app.Pa
 		WHERE (created_at < $1 OR (created_at = $1 AND ($2 = '' OR id < $2)))
 		AND ($3 = '' OR account_id = $3) AND ($4 = '' OR notification_id = $4) AND ($5 = '' OR application = $5)
 		AND ($6 = '' OR event_type = $6) AND ($7 = '' OR channel = $7) AND ($8 = '' OR status = $8)
-		AND created_at >= $9 AND created_at < $10
+		AND created_at >= $9 AND created_at < $10 AND ($12 = '' OR subscription = $12)
 		ORDER BY created_at DESC, id DESC LIMIT $11`,
-		at, id, f.AccountID, f.NotificationID, f.Application, f.EventType, string(f.Channel), string(f.Status), us(f.Start), end, n+1)
+		at, id, f.AccountID, f.NotificationID, f.Application, f.EventType, string(f.Channel), string(f.Status), us(f.Start), end, n+1, f.Subscription)
 	if err != nil {
 		return nil, "", fmt.Errorf("sqlstore: list attempts: %w", err)
 	}

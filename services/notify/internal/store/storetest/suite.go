@@ -3,6 +3,7 @@ package storetest
 import (
 	"context"
 	"errors"
+	"reflect"
 	"strconv"
 	"testing"
 	"time"
@@ -189,6 +190,100 @@ func Run(t *testing.T, newStore func(t testing.TB) app.Store) {
 		}
 	})
 
+	t.Run("subscriptions", func(t *testing.T) {
+		t.Parallel()
+		s := newStore(t)
+		if _, err := s.GetSubscription(ctx, "crm"); !errors.Is(err, app.ErrNotFound) {
+			t.Fatalf("get missing: %v", err)
+		}
+		for _, n := range []string{"b-sub", "a-sub", "c-sub"} {
+			sub := &app.Subscription{Name: n, URL: "https://" + n + ".example/hook", Topics: []string{"alerts"}, Enabled: true,
+				Signing: app.Signing{Secret: "whsec_" + n}, CreateTime: now, UpdateTime: now}
+			if err := s.PutSubscription(ctx, sub); err != nil {
+				t.Fatal(err)
+			}
+		}
+		page, next, err := s.ListSubscriptions(ctx, app.Page{Size: 2})
+		if err != nil || len(page) != 2 || page[0].Name != "a-sub" || next != "b-sub" {
+			t.Fatalf("page 1 = %v %q %v", page, next, err)
+		}
+		page, next, err = s.ListSubscriptions(ctx, app.Page{Size: 2, Token: next})
+		if err != nil || len(page) != 1 || page[0].Name != "c-sub" || next != "" {
+			t.Fatalf("page 2 = %v %q %v", page, next, err)
+		}
+		if page[0].Filters != nil || page[0].Auth != nil || page[0].Secret != "whsec_c-sub" || !page[0].CreateTime.Equal(now) {
+			t.Fatalf("without filters and auth = %+v", page[0])
+		}
+
+		// Replaced whole, auth secrets and filters kept as given.
+		later := now.Add(time.Minute)
+		sub := &app.Subscription{Name: "a-sub", URL: "https://crm.example/events", Topics: []string{"alerts", "device.lifecycle"},
+			Filters: []app.Filter{{Attribute: "data.device_id", Op: app.FilterPrefix, Value: "0b9f"}},
+			Auth:    &app.WebhookAuth{OAuth2: &app.OAuth2Auth{TokenURL: "https://idp.example/token", ClientID: "crm", ClientSecret: "s3cret", Scopes: []string{"events"}}},
+			Enabled: false, Signing: app.Signing{Secret: "whsec_new", OldSecret: "whsec_a-sub", OldExpire: later}, CreateTime: now, UpdateTime: later}
+		if err := s.PutSubscription(ctx, sub); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.GetSubscription(ctx, "a-sub")
+		if err != nil || !reflect.DeepEqual(got, sub) {
+			t.Fatalf("get = %+v, %v; want %+v", got, err, sub)
+		}
+		if err := s.DisableSubscription(ctx, "b-sub", "endpoint answered 410", later); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := s.GetSubscription(ctx, "b-sub"); got.DisabledReason != "endpoint answered 410" || !got.Enabled || !got.UpdateTime.Equal(later) {
+			t.Fatalf("disabled = %+v", got)
+		}
+		if err := s.DisableSubscription(ctx, "zz", "x", later); !errors.Is(err, app.ErrNotFound) {
+			t.Fatalf("disable missing: %v", err)
+		}
+		if err := s.DeleteSubscription(ctx, "a-sub"); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.DeleteSubscription(ctx, "a-sub"); !errors.Is(err, app.ErrNotFound) {
+			t.Fatalf("delete twice: %v", err)
+		}
+	})
+
+	t.Run("event deliveries name their subscription", func(t *testing.T) {
+		t.Parallel()
+		s := newStore(t)
+		d := func(sub string) *app.Delivery {
+			return &app.Delivery{ID: uuid.NewString(), NotificationID: "event-1", EventType: "comfortech.device.presence.v1", Channel: app.Webhook,
+				Recipient: "subscription:" + sub, Masked: "crm.example", Subscription: sub, Topic: "device.lifecycle", Body: `{"id":"event-1"}`,
+				Status: app.StatusPending, NextAttempt: now, CreateTime: now}
+		}
+		// The same event to two subscriptions: two deliveries; again: none.
+		if added, err := s.AddDeliveries(ctx, []*app.Delivery{d("crm"), d("erp")}); err != nil || len(added) != 2 {
+			t.Fatalf("added %d, %v", len(added), err)
+		}
+		if added, err := s.AddDeliveries(ctx, []*app.Delivery{d("crm")}); err != nil || len(added) != 0 {
+			t.Fatalf("added again %d, %v", len(added), err)
+		}
+		due, err := s.ClaimDue(ctx, now, time.Minute, 10)
+		if err != nil || len(due) != 2 || due[0].Subscription == "" || due[0].Topic != "device.lifecycle" || due[0].Body != `{"id":"event-1"}` {
+			t.Fatalf("claimed = %+v, %v", due, err)
+		}
+		var recs []app.AttemptRecord
+		for _, c := range due {
+			c.Status, c.Attempts = app.StatusSent, 1
+			recs = append(recs, app.AttemptRecord{Delivery: c, Attempt: &app.Attempt{ID: uuid.NewString(), DeliveryID: c.ID, NotificationID: "event-1",
+				Channel: app.Webhook, Subscription: c.Subscription, Attempt: 1, Status: app.StatusSent, Time: now}})
+		}
+		recs = append(recs, app.AttemptRecord{Attempt: &app.Attempt{ID: uuid.NewString(), NotificationID: "n1", AccountID: uuid.NewString(),
+			Channel: app.Push, Attempt: 1, Status: app.StatusSkipped, Time: now}})
+		if err := s.RecordAttempts(ctx, recs); err != nil {
+			t.Fatal(err)
+		}
+		log, _, err := s.ListAttempts(ctx, app.DeliveryFilter{Subscription: "crm"}, app.Page{})
+		if err != nil || len(log) != 1 || log[0].Subscription != "crm" || log[0].NotificationID != "event-1" {
+			t.Fatalf("crm's log = %+v, %v", log, err)
+		}
+		if all, _, _ := s.ListAttempts(ctx, app.DeliveryFilter{}, app.Page{}); len(all) != 3 {
+			t.Fatalf("whole log has %d entries, want 3", len(all))
+		}
+	})
+
 	t.Run("templates and webhooks", func(t *testing.T) {
 		t.Parallel()
 		s := newStore(t)
@@ -201,7 +296,7 @@ func Run(t *testing.T, newStore func(t testing.TB) app.Store) {
 			t.Fatalf("find = %v %v", got, err)
 		}
 		acct := uuid.NewString()
-		e := &app.WebhookEndpoint{ID: uuid.NewString(), AccountID: acct, URL: "https://x.example/h", EventTypes: []string{"a/*"}, Enabled: true, Secret: "whsec_AA==", CreateTime: now, UpdateTime: now}
+		e := &app.WebhookEndpoint{ID: uuid.NewString(), AccountID: acct, URL: "https://x.example/h", EventTypes: []string{"a/*"}, Enabled: true, Signing: app.Signing{Secret: "whsec_AA=="}, CreateTime: now, UpdateTime: now}
 		if err := s.CreateWebhook(ctx, e); err != nil {
 			t.Fatal(err)
 		}
