@@ -118,11 +118,17 @@ var deliveryChannels = map[app.Channel]eventsv1.DeliveryChannel{
 	app.Email: eventsv1.DeliveryChannel_DELIVERY_CHANNEL_EMAIL, app.Webhook: eventsv1.DeliveryChannel_DELIVERY_CHANNEL_WEBHOOK,
 }
 
-// deliveryEvents is the DeliveryAttempted event of a delivery-log entry.
+// deliveryEvents is the DeliveryAttempted event of a delivery-log entry,
+// keyed by account (by subscription for an event delivery).
 func deliveryEvents(a *app.Attempt) []app.Event {
+	key := a.AccountID
+	if a.Subscription != "" {
+		key = a.Subscription
+	}
 	m, err := kafka.EncodeEvent(context.Background(), TopicDelivery, kafka.Event{
-		ID: a.ID, Source: "/services/notify", Type: TypeDelivery, Time: a.Time, Key: a.AccountID,
-		Data: &eventsv1.DeliveryAttempted{DeliveryId: a.ID, NotificationId: a.NotificationID, AccountId: a.AccountID, Application: a.Application,
+		ID: a.ID, Source: "/services/notify", Type: TypeDelivery, Time: a.Time, Key: key,
+		Data: &eventsv1.DeliveryAttempted{DeliveryId: a.ID, NotificationId: a.NotificationID, AccountId: a.AccountID,
+			Subscription: a.Subscription, Application: a.Application,
 			EventType: a.EventType, Level: a.Level, Channel: deliveryChannels[a.Channel], Recipient: a.Recipient, Attempt: int32(a.Attempt),
 			Outcome: outcomes[a.Status], ProviderStatus: int32(a.ProviderStatus), Detail: a.Detail, Latency: durationpb.New(a.Latency),
 			Time: timestamppb.New(a.Time)},

@@ -1,10 +1,11 @@
-// Package notify is the notification service (the original Pigeons): catalog, preferences and dispatch to push, SMS, email and signed webhooks.
+// Package notify is the notification service (the original Pigeons): catalog, preferences and dispatch to push, SMS, email and signed webhooks, and the platform's event subscriptions.
 //
 // Run opens and migrates the database, registers the built-in and
 // configured applications, starts the gRPC server (with grpc.health.v1 and
 // reflection; every call authenticated by its bearer token and authorized
-// by role), the notifications.outbox consumer, the dead-letter recorder,
-// the delivery workers and scheduler, the outbox relay that emits
+// by role), the notifications.outbox consumer, the consumer of the topics
+// event subscriptions may name, the dead-letter recorder, the delivery
+// workers and scheduler, the outbox relay that emits
 // notifications.delivery, and the ops listener, and returns when ctx ends
 // after a graceful drain.
 //
@@ -14,6 +15,12 @@
 // it commits, and the new deliveries handed straight to the workers; the
 // workers' attempts are logged in group transactions. Retries, and first
 // attempts a stopped replica left, go through the scheduler.
+//
+// Event subscriptions ride the same machinery: each event a subscription
+// wants (its topic, its filters) becomes a webhook delivery whose body is
+// the event in CloudEvents structured mode, signed with the
+// subscription's secret, retried, logged (naming the subscription) and
+// dead-lettered like a notification's.
 package notify
 
 import (
@@ -37,6 +44,7 @@ import (
 	"github.com/comfortech/platform/libs/rpc"
 	"github.com/comfortech/platform/libs/sqldb"
 	"github.com/comfortech/platform/libs/web"
+	"github.com/comfortech/platform/proto/eventcatalog"
 	"github.com/comfortech/platform/services/notify/internal/accounts"
 	"github.com/comfortech/platform/services/notify/internal/app"
 	"github.com/comfortech/platform/services/notify/internal/grpcapi"
@@ -250,6 +258,16 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger, opts ...process.Optio
 		return fmt.Errorf("notify: %w", err)
 	}
 	p.Go("dead-letter recorder", dlqRunner.Run)
+	cat, err := eventcatalog.Load()
+	if err != nil {
+		return fmt.Errorf("notify: %w", err)
+	}
+	subRunner, err := kafka.NewRunner(kcfg, kafka.RunnerConfig{Group: GroupSubscriptions, Topics: subscribableTopics(), DeadLetter: producer,
+		Batch: eventsBatchHandler(svc, cat)}, eventHandler(svc, cat), log, km)
+	if err != nil {
+		return fmt.Errorf("notify: %w", err)
+	}
+	p.Go("event subscriptions consumer", subRunner.Run)
 	p.Go("delivery scheduler", svc.Run)
 
 	rec, err := audit.NewRecorder(producer, "/services/notify", log.Named("audit"), p.Metrics)
