@@ -7,8 +7,9 @@
 // (comfortech.device.v1.DeviceAdminService: provisioning, secrets,
 // decommissioning, operator commands, presence), the data service's
 // audit log and device models, and the notify service's (catalog,
-// templates, delivery log, dead letters, dev inbox); and its own
-// environment configuration (POST /v1/config:apply, GET /v1/config).
+// templates, delivery log, dead letters, dev inbox, event subscriptions);
+// and its own environment configuration (POST /v1/config:apply, GET
+// /v1/config) and event catalog (GET /v1/events/asyncapi).
 package admingw
 
 import (
@@ -48,7 +49,8 @@ type Config struct {
 	// device secrets, operator commands, presence).
 	DeviceAddr string `env:"DEVICE_ADDR" envDefault:"localhost:7002"`
 	// NotifyAddr is the notify service's gRPC address (notification
-	// catalog, templates, delivery log, dead letters, dev inbox).
+	// catalog, templates, delivery log, dead letters, dev inbox, event
+	// subscriptions).
 	NotifyAddr string `env:"NOTIFY_ADDR" envDefault:"localhost:7003"`
 	// CallTimeout bounds each call to a service.
 	CallTimeout time.Duration `env:"CALL_TIMEOUT" envDefault:"10s"`
@@ -105,7 +107,10 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger, opts ...process.Optio
 	if err := gw.Route(ctx, notifyConn,
 		notifyv1.RegisterCatalogServiceHandler, notifyv1.RegisterTemplateServiceHandler,
 		notifyv1.RegisterDeliveryServiceHandler, notifyv1.RegisterDeadLetterServiceHandler,
-		notifyv1.RegisterDevSinkServiceHandler); err != nil {
+		notifyv1.RegisterDevSinkServiceHandler, notifyv1.RegisterSubscriptionServiceHandler); err != nil {
+		return fmt.Errorf("admin gateway: %w", err)
+	}
+	if err := serveEventCatalog(gw); err != nil {
 		return fmt.Errorf("admin gateway: %w", err)
 	}
 	l, err := process.Listen(cfg.HTTPAddr, ls.HTTP)
