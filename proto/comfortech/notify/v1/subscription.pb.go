@@ -1146,19 +1146,19 @@ const file_comfortech_notify_v1_subscription_proto_rawDesc = "" +
 	"\boperator\x18\x02 \x01(\x0e2$.comfortech.notify.v1.FilterOperatorB\n" +
 	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\boperator\x12 \n" +
 	"\x05value\x18\x03 \x01(\tB\n" +
-	"\xbaH\ar\x05\x10\x01\x18\x80\x02R\x05value\"Y\n" +
+	"\xbaH\ar\x05\x10\x01\x18\x80\x02R\x05value\"\\\n" +
 	"\tBasicAuth\x12&\n" +
 	"\busername\x18\x01 \x01(\tB\n" +
-	"\xbaH\ar\x05\x10\x01\x18\x80\x02R\busername\x12$\n" +
-	"\bpassword\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x02R\bpassword\",\n" +
+	"\xbaH\ar\x05\x10\x01\x18\x80\x02R\busername\x12'\n" +
+	"\bpassword\x18\x02 \x01(\tB\v\xbaH\x05r\x03\x18\x80\x02\x80\x01\x01R\bpassword\"/\n" +
 	"\n" +
-	"BearerAuth\x12\x1e\n" +
-	"\x05token\x18\x01 \x01(\tB\b\xbaH\x05r\x03\x18\x80 R\x05token\"\xc6\x01\n" +
+	"BearerAuth\x12!\n" +
+	"\x05token\x18\x01 \x01(\tB\v\xbaH\x05r\x03\x18\x80 \x80\x01\x01R\x05token\"\xc9\x01\n" +
 	"\x17OAuth2ClientCredentials\x12(\n" +
 	"\ttoken_url\x18\x01 \x01(\tB\v\xbaH\br\x06\x18\x80\x10\x88\x01\x01R\btokenUrl\x12'\n" +
 	"\tclient_id\x18\x02 \x01(\tB\n" +
-	"\xbaH\ar\x05\x10\x01\x18\x80\x02R\bclientId\x12-\n" +
-	"\rclient_secret\x18\x03 \x01(\tB\b\xbaH\x05r\x03\x18\x80\bR\fclientSecret\x12)\n" +
+	"\xbaH\ar\x05\x10\x01\x18\x80\x02R\bclientId\x120\n" +
+	"\rclient_secret\x18\x03 \x01(\tB\v\xbaH\x05r\x03\x18\x80\b\x80\x01\x01R\fclientSecret\x12)\n" +
 	"\x06scopes\x18\x04 \x03(\tB\x11\xbaH\x0e\x92\x01\v\x10\x14\"\ar\x05\x10\x01\x18\x80\x01R\x06scopes\"\xda\x01\n" +
 	"\x10SubscriptionAuth\x127\n" +
 	"\x05basic\x18\x01 \x01(\v2\x1f.comfortech.notify.v1.BasicAuthH\x00R\x05basic\x12:\n" +
@@ -1183,12 +1183,12 @@ const file_comfortech_notify_v1_subscription_proto_rawDesc = "" +
 	"updateTime\"\x8d\x01\n" +
 	"\x16PutSubscriptionRequest\x12N\n" +
 	"\fsubscription\x18\x01 \x01(\v2\".comfortech.notify.v1.SubscriptionB\x06\xbaH\x03\xc8\x01\x01R\fsubscription\x12#\n" +
-	"\rvalidate_only\x18\x02 \x01(\bR\fvalidateOnly\"\xad\x01\n" +
+	"\rvalidate_only\x18\x02 \x01(\bR\fvalidateOnly\"\xb2\x01\n" +
 	"\x17PutSubscriptionResponse\x12F\n" +
 	"\fsubscription\x18\x01 \x01(\v2\".comfortech.notify.v1.SubscriptionR\fsubscription\x12\x18\n" +
 	"\acreated\x18\x02 \x01(\bR\acreated\x12\x18\n" +
-	"\achanged\x18\x03 \x01(\bR\achanged\x12\x16\n" +
-	"\x06secret\x18\x04 \x01(\tR\x06secret\"l\n" +
+	"\achanged\x18\x03 \x01(\bR\achanged\x12\x1b\n" +
+	"\x06secret\x18\x04 \x01(\tB\x03\x80\x01\x01R\x06secret\"l\n" +
 	"\x18ListSubscriptionsRequest\x12'\n" +
 	"\tpage_size\x18\x01 \x01(\x05B\n" +
 	"\xbaH\a\x1a\x05\x18\xf4\x03(\x00R\bpageSize\x12'\n" +
@@ -1206,9 +1206,9 @@ const file_comfortech_notify_v1_subscription_proto_rawDesc = "" +
 	"\x1aDeleteSubscriptionResponse\"\xbb\x01\n" +
 	"\x1fRotateSubscriptionSecretRequest\x12J\n" +
 	"\x11subscription_name\x18\x01 \x01(\tB\x1d\xbaH\x1ar\x182\x16^[a-z][a-z0-9-]{0,62}$R\x10subscriptionName\x12L\n" +
-	"\fgrace_period\x18\x02 \x01(\v2\x19.google.protobuf.DurationB\x0e\xbaH\v\xaa\x01\b\"\x04\b\x80\xf5$2\x00R\vgracePeriod\"\x8b\x01\n" +
-	" RotateSubscriptionSecretResponse\x12\x16\n" +
-	"\x06secret\x18\x01 \x01(\tR\x06secret\x12O\n" +
+	"\fgrace_period\x18\x02 \x01(\v2\x19.google.protobuf.DurationB\x0e\xbaH\v\xaa\x01\b\"\x04\b\x80\xf5$2\x00R\vgracePeriod\"\x90\x01\n" +
+	" RotateSubscriptionSecretResponse\x12\x1b\n" +
+	"\x06secret\x18\x01 \x01(\tB\x03\x80\x01\x01R\x06secret\x12O\n" +
 	"\x16old_secret_expire_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x13oldSecretExpireTime*\x84\x01\n" +
 	"\x0eFilterOperator\x12\x1f\n" +
 	"\x1bFILTER_OPERATOR_UNSPECIFIED\x10\x00\x12\x19\n" +
