@@ -139,6 +139,7 @@ func TestAdminSubscriptionAPI(t *testing.T) {
 		t.Fatalf("admin gateway readiness: %+v (%v), want the notify service checked", ready, err)
 	}
 
+	var secrets []string // the signing secrets shown
 	sub := map[string]any{"url": "https://crm.example.com/hooks/comfortech", "event_types": []string{"device.lifecycle", "alerts"}, "enabled": true,
 		"filters": []map[string]string{{"attribute": "data.level", "operator": "FILTER_OPERATOR_EXACT", "value": "critical"}},
 		"auth":    map[string]any{"basic": map[string]string{"username": "comfortech", "password": "hook-password"}}}
@@ -175,6 +176,7 @@ func TestAdminSubscriptionAPI(t *testing.T) {
 				put.Subscription.Auth.Basic["username"] != "comfortech" || put.Subscription.Auth.Basic["password"] != "" {
 				t.Fatalf("created: %s", env.Data)
 			}
+			secrets = append(secrets, put.Secret)
 		case "GET /v1/subscriptions/crm":
 			if strings.Contains(string(env.Data), "hook-password") || strings.Contains(string(env.Data), "whsec_") {
 				t.Fatalf("GET shows a secret: %s", env.Data)
@@ -190,9 +192,11 @@ func TestAdminSubscriptionAPI(t *testing.T) {
 				t.Fatalf("PUT what GET showed: %d %s", code, env.Data)
 			}
 		case "POST /v1/subscriptions/crm:rotate-secret":
-			if rot := decode[struct{ Secret string }](t, env); !strings.HasPrefix(rot.Secret, "whsec_") {
+			rot := decode[struct{ Secret string }](t, env)
+			if !strings.HasPrefix(rot.Secret, "whsec_") {
 				t.Fatalf("rotated: %s", env.Data)
 			}
+			secrets = append(secrets, rot.Secret)
 		}
 	}
 	// No part logged a secret: neither the signing secrets nor the auth's.
@@ -200,6 +204,25 @@ func TestAdminSubscriptionAPI(t *testing.T) {
 		if line := fmt.Sprint(e.Message, e.ContextMap()); strings.Contains(line, "whsec_") || strings.Contains(line, "hook-password") {
 			t.Errorf("%s logged a secret: %s", e.LoggerName, line)
 		}
+	}
+	// The audit log has each change, the subscription before and after,
+	// and never a secret.
+	events := auditLog(t, adminAPI, admin, "resource_type=subscription&resource_id=crm", func(evs []auditEvent) bool { return len(evs) >= 4 })
+	actions := map[string]bool{}
+	for _, e := range events {
+		actions[e.Action] = true
+		record := fmt.Sprint(e.Before, e.After)
+		for _, secret := range append(secrets, "hook-password") {
+			if strings.Contains(record, secret) {
+				t.Errorf("%s: a secret is in the audit log: %+v", e.Action, e)
+			}
+		}
+	}
+	if !actions["subscription.put"] || !actions["subscription.rotate_secret"] || !actions["subscription.delete"] {
+		t.Errorf("audit log of crm: %+v", events)
+	}
+	if del := events[0]; del.Action != "subscription.delete" || del.Before["url"] != "https://crm.example.com/hooks/comfortech" || del.After != nil {
+		t.Errorf("delete event: %+v", del)
 	}
 	code, env := adminAPI.do(http.MethodGet, "/v1/subscriptions/crm", admin, nil)
 	expect(t, "deleted subscription", code, env, http.StatusNotFound, "NOT_FOUND")

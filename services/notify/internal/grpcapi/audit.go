@@ -12,14 +12,19 @@ import (
 )
 
 // AuditMethods lists the operator actions the audit log records: changes
-// to the catalog and the templates, dead-letter replays and deletions,
-// and clearing the dev inbox, each with the resource before when it can
-// be read by id.
+// to the catalog, the templates and the event subscriptions, dead-letter
+// replays and deletions, and clearing the dev inbox, each with the
+// resource before when it can be read by id. Subscriptions are recorded
+// as GetSubscription shows them, without secrets.
 func AuditMethods(svc *app.Service, log *zap.Logger) audit.Methods {
 	a := &API{svc: svc, log: log}
 	application := func(ctx context.Context, name string) (proto.Message, error) {
 		r, err := a.GetApplication(ctx, &notifyv1.GetApplicationRequest{ApplicationName: name})
 		return r.GetApplication(), err
+	}
+	subscription := func(ctx context.Context, name string) (proto.Message, error) {
+		r, err := a.GetSubscription(ctx, &notifyv1.GetSubscriptionRequest{SubscriptionName: name})
+		return r.GetSubscription(), err
 	}
 	deadLetter := func(ctx context.Context, id string) (proto.Message, error) {
 		r, err := a.GetDeadLetter(ctx, &notifyv1.GetDeadLetterRequest{DeadLetterId: id})
@@ -40,5 +45,11 @@ func AuditMethods(svc *app.Service, log *zap.Logger) audit.Methods {
 			Action: "dead_letter.delete", ResourceType: "dead_letter", ID: "dead_letter_id", Before: deadLetter},
 		notifyv1.DevSinkService_ClearSinkMessages_FullMethodName: {
 			Action: "dev_sink.clear", ResourceType: "dev_sink"},
+		notifyv1.SubscriptionService_PutSubscription_FullMethodName: {
+			Action: "subscription.put", ResourceType: "subscription", ID: "subscription.name", After: "subscription", Before: subscription},
+		notifyv1.SubscriptionService_DeleteSubscription_FullMethodName: {
+			Action: "subscription.delete", ResourceType: "subscription", ID: "subscription_name", Before: subscription},
+		notifyv1.SubscriptionService_RotateSubscriptionSecret_FullMethodName: {
+			Action: "subscription.rotate_secret", ResourceType: "subscription", ID: "subscription_name", Before: subscription},
 	}
 }
