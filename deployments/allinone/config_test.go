@@ -57,7 +57,7 @@ func TestEnvironmentConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	sample := string(b)
-	created := "DeviceModel/thermostat-t1=CREATE DeviceModel/air-purifier-a2=CREATE Application/maintenance=CREATE"
+	created := "DeviceModel/thermostat-t1=CREATE DeviceModel/air-purifier-a2=CREATE Application/maintenance=CREATE Subscription/crm-device-presence=CREATE"
 
 	changes, changed := applyConfig(t, adminAPI, admin, sample, true, false)
 	if got := actions(changes); got != created || !changed {
@@ -87,8 +87,12 @@ func TestEnvironmentConfig(t *testing.T) {
 	if code != http.StatusOK || !strings.Contains(string(env.Data), `"CHANNEL_EMAIL"`) {
 		t.Fatalf("applied application: %d %s", code, env.Data)
 	}
+	code, env = adminAPI.do(http.MethodGet, "/v1/subscriptions/crm-device-presence", admin, nil)
+	if code != http.StatusOK || !strings.Contains(string(env.Data), `"FILTER_OPERATOR_EXACT"`) {
+		t.Fatalf("applied subscription: %d %s", code, env.Data)
+	}
 
-	unchanged := "DeviceModel/thermostat-t1=UNCHANGED DeviceModel/air-purifier-a2=UNCHANGED Application/maintenance=UNCHANGED"
+	unchanged := "DeviceModel/thermostat-t1=UNCHANGED DeviceModel/air-purifier-a2=UNCHANGED Application/maintenance=UNCHANGED Subscription/crm-device-presence=UNCHANGED"
 	if changes, changed := applyConfig(t, adminAPI, admin, sample, false, false); actions(changes) != unchanged || changed {
 		t.Fatalf("second apply: %s (changed %v), want %s", actions(changes), changed, unchanged)
 	}
@@ -105,6 +109,9 @@ func TestEnvironmentConfig(t *testing.T) {
 		t.Fatalf("put legacy model: %d %+v", code, env.Error)
 	}
 	modelsOnly := sample[:strings.Index(sample, "# Notification applications")]
+	if !strings.Contains(modelsOnly, "device_models:") || strings.Contains(modelsOnly, "subscriptions:") {
+		t.Fatalf("the sample's sections moved:\n%s", modelsOnly)
+	}
 	changes, _ = applyConfig(t, adminAPI, admin, modelsOnly, true, true)
 	if got := actions(changes); !strings.Contains(got, "DeviceModel/legacy-x=DELETE") || strings.Contains(got, "Application") {
 		t.Fatalf("prune dry run: %s", got)

@@ -100,7 +100,7 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger, opts ...process.Optio
 	}
 	// The environment configuration is the gateway's own: it applies a
 	// document through the services' Put RPCs, as the operator.
-	env := envconfig.New(envconfig.DeviceModels(dataConn), envconfig.Applications(notifyConn))
+	env := envconfig.New(envconfig.DeviceModels(dataConn), envconfig.Applications(notifyConn), envconfig.Subscriptions(notifyConn))
 	if err := adminv1.RegisterConfigServiceHandlerServer(ctx, gw.API, env); err != nil {
 		return fmt.Errorf("admin gateway: %w", err)
 	}

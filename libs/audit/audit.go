@@ -374,7 +374,7 @@ func toStruct(m proto.Message) *structpb.Struct {
 		return nil
 	}
 	c := proto.Clone(m)
-	redact(c.ProtoReflect())
+	Redact(c)
 	b, err := protojson.MarshalOptions{UseProtoNames: true}.Marshal(c)
 	if err != nil {
 		return nil
@@ -386,7 +386,10 @@ func toStruct(m proto.Message) *structpb.Struct {
 	return s
 }
 
-// redact clears every field marked debug_redact, at any depth.
+// Redact clears, in place, every field of m marked debug_redact (secrets,
+// claim codes), at any depth.
+func Redact(m proto.Message) { redact(m.ProtoReflect()) }
+
 func redact(m protoreflect.Message) {
 	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
 		if opts, ok := fd.Options().(*descriptorpb.FieldOptions); ok && opts.GetDebugRedact() {

@@ -7,6 +7,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/comfortech/platform/libs/audit"
 	datav1 "github.com/comfortech/platform/proto/comfortech/data/v1"
 	notifyv1 "github.com/comfortech/platform/proto/comfortech/notify/v1"
 )
@@ -127,6 +128,42 @@ func Applications(conn grpc.ClientConnInterface) Kind {
 		},
 		Delete: func(ctx context.Context, name string) error {
 			_, err := c.DeleteApplication(ctx, &notifyv1.DeleteApplicationRequest{ApplicationName: name})
+			return err
+		},
+	}
+}
+
+// Subscriptions is the `subscriptions` section: the notify service's event
+// subscriptions. Their signing secrets are the service's to make (an
+// operator reads one with :rotate-secret); auth secrets written in the
+// document are sent, never shown, and an empty one keeps the stored value.
+func Subscriptions(conn grpc.ClientConnInterface) Kind {
+	c := notifyv1.NewSubscriptionServiceClient(conn)
+	return Kind{
+		Kind: "Subscription", Key: "subscriptions",
+		New:  func() proto.Message { return &notifyv1.Subscription{} },
+		Name: func(m proto.Message) string { return m.(*notifyv1.Subscription).GetName() },
+		Clean: func(m proto.Message) {
+			s := m.(*notifyv1.Subscription)
+			s.Status, s.StatusReason, s.CreateTime, s.UpdateTime = notifyv1.SubscriptionStatus_SUBSCRIPTION_STATUS_UNSPECIFIED, "", nil, nil
+			audit.Redact(s)
+		},
+		Get: func(ctx context.Context, name string) (proto.Message, error) {
+			r, err := c.GetSubscription(ctx, &notifyv1.GetSubscriptionRequest{SubscriptionName: name})
+			return r.GetSubscription(), err
+		},
+		Put: func(ctx context.Context, item proto.Message, validateOnly bool) (proto.Message, bool, bool, error) {
+			r, err := c.PutSubscription(ctx, &notifyv1.PutSubscriptionRequest{Subscription: item.(*notifyv1.Subscription), ValidateOnly: validateOnly})
+			return r.GetSubscription(), r.GetCreated(), r.GetChanged(), err
+		},
+		List: func(ctx context.Context) ([]proto.Message, error) {
+			return listAll(ctx, func(ctx context.Context, token string) ([]*notifyv1.Subscription, string, error) {
+				r, err := c.ListSubscriptions(ctx, &notifyv1.ListSubscriptionsRequest{PageSize: pageSize, PageToken: token})
+				return r.GetItems(), r.GetNextPageToken(), err
+			})
+		},
+		Delete: func(ctx context.Context, name string) error {
+			_, err := c.DeleteSubscription(ctx, &notifyv1.DeleteSubscriptionRequest{SubscriptionName: name})
 			return err
 		},
 	}
