@@ -99,12 +99,15 @@ func (db *DB) Check(ctx context.Context) error { return db.PingContext(ctx) }
 // Migrate applies the goose migrations in fsys (the files directly in it)
 // and records them in table, so that several migration sets (the
 // service's, the outbox's) number from 1 independently in one database.
-func Migrate(ctx context.Context, db *sql.DB, d Dialect, fsys fs.FS, table string) error {
+// opts add provider options, e.g. goose.WithGoMigrations for a step that
+// differs between the dialects.
+func Migrate(ctx context.Context, db *sql.DB, d Dialect, fsys fs.FS, table string, opts ...goose.ProviderOption) error {
 	gd := goose.DialectPostgres
 	if d == SQLite {
 		gd = goose.DialectSQLite3
 	}
-	p, err := goose.NewProvider(gd, db, fsys, goose.WithTableName(table), goose.WithDisableGlobalRegistry(true))
+	opts = append([]goose.ProviderOption{goose.WithTableName(table), goose.WithDisableGlobalRegistry(true)}, opts...)
+	p, err := goose.NewProvider(gd, db, fsys, opts...)
 	if err != nil {
 		return fmt.Errorf("migrations %s: %w", table, err)
 	}
