@@ -27,6 +27,9 @@ type Queries interface {
 	GetAccount(ctx context.Context, id string) (Account, error)
 	// AccountByPhone finds a live (not deleted) account.
 	AccountByPhone(ctx context.Context, phone string) (Account, error)
+	// ListAccounts lists the live accounts matching f, newest first: by
+	// (creation time, id), both descending, continuing before the cursor.
+	ListAccounts(ctx context.Context, f AccountFilter, after Cursor, limit int) ([]Account, error)
 
 	GetHome(ctx context.Context, id string) (Home, error)
 	// ListHomes lists an owner's homes by (creation time, id).
@@ -44,6 +47,13 @@ type Queries interface {
 	ListOwnedDevices(ctx context.Context, accountID string) ([]Device, error)
 	// CountDevicesOfModel counts the registry entries of a model.
 	CountDevicesOfModel(ctx context.Context, modelID string) (int, error)
+	// ListFleetDevices lists the registry entries matching f, by serial;
+	// the cursor's ID is the last serial of the previous page.
+	ListFleetDevices(ctx context.Context, f FleetFilter, after Cursor, limit int) ([]Device, error)
+	// CountFleetDevices counts the registry entries matching f: exactly
+	// when there are at most exactUpTo, and above that exactly or by the
+	// database's estimate (never below exactUpTo+1).
+	CountFleetDevices(ctx context.Context, f FleetFilter, exactUpTo int) (int64, error)
 
 	GetShare(ctx context.Context, deviceID, accountID string) (Share, error)
 	// ListShares lists a device's shares by (creation time, account id).
@@ -66,6 +76,34 @@ type DeviceFilter struct {
 	RoomID string
 }
 
+// FleetFilter narrows ListFleetDevices and CountFleetDevices; zero fields
+// do not filter, set ones combine with AND.
+type FleetFilter struct {
+	Model           string
+	FirmwareVersion string
+	// Online and Claimed select devices that are (true) or are not
+	// (false) connected, or claimed.
+	Online, Claimed *bool
+	OwnerID, HomeID string
+	// LastSeenAfter keeps devices last seen at or after it;
+	// LastSeenBefore those last seen before it or never.
+	LastSeenAfter, LastSeenBefore time.Time
+	// SerialPrefix keeps serials that start with it, compared byte by
+	// byte (case-sensitively).
+	SerialPrefix string
+}
+
+// AccountFilter narrows ListAccounts; zero fields do not filter, set ones
+// combine with AND.
+type AccountFilter struct {
+	// Phone is an exact phone number.
+	Phone string
+	// Query is a case-insensitive substring of the name, e-mail or phone.
+	Query string
+	// Suspended keeps suspended (true) or active (false) accounts.
+	Suspended *bool
+}
+
 // Tx is one transaction: the reads plus the writes.
 type Tx interface {
 	Queries
@@ -73,7 +111,7 @@ type Tx interface {
 	// InsertAccount inserts a; it reports false (and changes nothing) when
 	// the id or the phone is taken.
 	InsertAccount(ctx context.Context, a Account) (bool, error)
-	// UpdateAccount writes a's profile fields and update time.
+	// UpdateAccount writes a's profile fields, suspension and update time.
 	UpdateAccount(ctx context.Context, a Account) error
 	// TombstoneAccount erases an account's personal data and marks it
 	// deleted at the given time.

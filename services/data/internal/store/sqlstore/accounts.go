@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"strings"
 	"time"
 
 	"github.com/comfortech/platform/services/data/internal/app"
@@ -37,6 +38,35 @@ func (q queries) AccountByPhone(ctx context.Context, phone string) (app.Account,
 	return a, one("account", err)
 }
 
+// ListAccounts implements app.Queries. The query matches with LOWER on
+// both sides, so it ignores case everywhere PostgreSQL does and, on
+// SQLite (whose LOWER folds only ASCII), for ASCII letters.
+func (q queries) ListAccounts(ctx context.Context, f app.AccountFilter, after app.Cursor, limit int) ([]app.Account, error) {
+	base := `SELECT ` + accountCols + ` FROM accounts WHERE deleted_us IS NULL`
+	var args []any
+	arg := func(v any) string {
+		args = append(args, v)
+		return "$" + itoa(len(args))
+	}
+	if f.Phone != "" {
+		base += ` AND phone = ` + arg(f.Phone)
+	}
+	if f.Query != "" {
+		p := arg("%" + likeEscaper.Replace(f.Query) + "%")
+		base += ` AND (LOWER(name) LIKE LOWER(` + p + `) ESCAPE '\' OR LOWER(email) LIKE LOWER(` + p + `) ESCAPE '\'
+			OR phone LIKE ` + p + ` ESCAPE '\')`
+	}
+	if f.Suspended != nil {
+		base += ` AND suspended = ` + arg(*f.Suspended)
+	}
+	query, args := listQueryDesc(base, args, "created_us", "id", after, limit)
+	return collect(ctx, q.q, "list accounts", query, args, scanAccount)
+}
+
+// likeEscaper escapes LIKE's wildcards (and its escape character, a
+// backslash) so a search matches them literally.
+var likeEscaper = strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
+
 // InsertAccount implements app.Tx.
 func (t *txStore) InsertAccount(ctx context.Context, a app.Account) (bool, error) {
 	n, err := exec(ctx, t.q, `INSERT INTO accounts (id, phone, name, email, locale, timezone, suspended, suspend_reason, created_us, updated_us)
@@ -47,8 +77,9 @@ func (t *txStore) InsertAccount(ctx context.Context, a app.Account) (bool, error
 
 // UpdateAccount implements app.Tx.
 func (t *txStore) UpdateAccount(ctx context.Context, a app.Account) error {
-	_, err := exec(ctx, t.q, `UPDATE accounts SET name = $2, email = $3, locale = $4, timezone = $5, updated_us = $6 WHERE id = $1`,
-		a.ID, a.Name, a.Email, a.Locale, a.Timezone, micros(a.UpdatedAt))
+	_, err := exec(ctx, t.q, `UPDATE accounts SET name = $2, email = $3, locale = $4, timezone = $5,
+		suspended = $6, suspend_reason = $7, updated_us = $8 WHERE id = $1`,
+		a.ID, a.Name, a.Email, a.Locale, a.Timezone, a.Suspended, a.SuspendReason, micros(a.UpdatedAt))
 	return wrap("update account", err)
 }
 

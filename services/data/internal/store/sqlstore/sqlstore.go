@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/pressly/goose/v3"
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 
@@ -41,10 +42,31 @@ func Migrate(ctx context.Context, db *sqldb.DB) error {
 	if err != nil {
 		return fmt.Errorf("sqlstore: %w", err)
 	}
-	if err := sqldb.Migrate(ctx, db.DB, db.Dialect, fsys, VersionTable); err != nil {
+	if err := sqldb.Migrate(ctx, db.DB, db.Dialect, fsys, VersionTable,
+		goose.WithGoMigrations(serialBytewise(db.Dialect))); err != nil {
 		return fmt.Errorf("sqlstore: %w", err)
 	}
 	return outbox.Migrate(ctx, db.DB, db.Dialect)
+}
+
+// serialBytewise is migration 2, the one step that differs between the
+// dialects: devices.serial compares byte by byte, as SQLite's default
+// BINARY collation already does. PostgreSQL compares text by the
+// database's collation, which under a linguistic one (en_US.UTF-8)
+// ignores hyphens at first and cannot bound a prefix with a range; in "C"
+// the fleet list's serial order and its prefix filter (a range on the
+// serial index, see fleetWhere) are the same in both databases.
+func serialBytewise(d sqldb.Dialect) *goose.Migration {
+	alter := func(collation string) *goose.GoFunc {
+		return &goose.GoFunc{RunTx: func(ctx context.Context, tx *sql.Tx) error {
+			if d != sqldb.Postgres {
+				return nil
+			}
+			_, err := tx.ExecContext(ctx, `ALTER TABLE devices ALTER COLUMN serial TYPE TEXT COLLATE `+collation)
+			return err
+		}}
+	}
+	return goose.NewGoMigration(2, alter(`"C"`), alter(`"default"`))
 }
 
 // Store is the app.Store over one database.
@@ -60,7 +82,7 @@ var (
 
 // New returns a store over db, which must be migrated (Migrate).
 func New(db *sqldb.DB) *Store {
-	return &Store{queries: queries{q: db.DB}, db: db}
+	return &Store{queries: queries{q: db.DB, dialect: db.Dialect}, db: db}
 }
 
 // InTx implements app.Store.
@@ -70,7 +92,7 @@ func (s *Store) InTx(ctx context.Context, fn func(tx app.Tx) error) error {
 		return fmt.Errorf("sqlstore: begin: %w", err)
 	}
 	defer func() { _ = tx.Rollback() }()
-	t := &txStore{queries: queries{q: tx}, tx: tx}
+	t := &txStore{queries: queries{q: tx, dialect: s.db.Dialect}, tx: tx}
 	if s.db.Dialect == sqldb.Postgres {
 		t.lock = " FOR UPDATE"
 	}
@@ -92,7 +114,8 @@ type querier interface {
 
 // queries implements app.Queries on a database or a transaction.
 type queries struct {
-	q querier
+	q       querier
+	dialect sqldb.Dialect
 	// lock is appended to the single-row getters: " FOR UPDATE" inside a
 	// PostgreSQL transaction, "" otherwise.
 	lock string
@@ -174,24 +197,38 @@ func isUniqueViolation(err error) bool {
 // first args), then "(timeCol, idCol) > (cursor)" when after is set, the
 // order and the limit. timeCol "" sorts by idCol alone.
 func listQuery(base string, args []any, timeCol, idCol string, after app.Cursor, limit int) (string, []any) {
+	return keysetQuery(base, args, timeCol, idCol, after, limit, false)
+}
+
+// listQueryDesc is listQuery in descending order: the rows before the
+// cursor, last first.
+func listQueryDesc(base string, args []any, timeCol, idCol string, after app.Cursor, limit int) (string, []any) {
+	return keysetQuery(base, args, timeCol, idCol, after, limit, true)
+}
+
+func keysetQuery(base string, args []any, timeCol, idCol string, after app.Cursor, limit int, desc bool) (string, []any) {
 	var b strings.Builder
 	b.WriteString(base)
 	arg := func(v any) string {
 		args = append(args, v)
 		return "$" + strconv.Itoa(len(args))
 	}
+	cmp, dir := " > ", ""
+	if desc {
+		cmp, dir = " < ", " DESC"
+	}
 	if !after.IsZero() {
 		if timeCol == "" {
-			b.WriteString(" AND " + idCol + " > " + arg(after.ID))
+			b.WriteString(" AND " + idCol + cmp + arg(after.ID))
 		} else {
 			// Row-value comparison: one index range scan in both databases.
-			b.WriteString(" AND (" + timeCol + ", " + idCol + ") > (" + arg(after.Time) + ", " + arg(after.ID) + ")")
+			b.WriteString(" AND (" + timeCol + ", " + idCol + ")" + cmp + "(" + arg(after.Time) + ", " + arg(after.ID) + ")")
 		}
 	}
 	if timeCol == "" {
-		b.WriteString(" ORDER BY " + idCol)
+		b.WriteString(" ORDER BY " + idCol + dir)
 	} else {
-		b.WriteString(" ORDER BY " + timeCol + ", " + idCol)
+		b.WriteString(" ORDER BY " + timeCol + dir + ", " + idCol + dir)
 	}
 	b.WriteString(" LIMIT " + arg(limit))
 	return b.String(), args

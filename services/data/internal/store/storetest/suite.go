@@ -28,6 +28,8 @@ func Run(t *testing.T, open Opener) {
 		{"accounts", testAccounts},
 		{"homes and rooms", testHomesAndRooms},
 		{"devices", testDevices},
+		{"fleet list", testFleet},
+		{"accounts list", testAccountList},
 		{"shares", testShares},
 		{"state", testState},
 		{"models", testModels},
@@ -150,6 +152,11 @@ func testAccounts(t *testing.T, f *fixture) {
 	f.tx(t, func(tx app.Tx) error { return tx.UpdateAccount(ctx, a) })
 	if got, _ := f.s.GetAccount(ctx, a.ID); got != a {
 		t.Errorf("after update %+v, want %+v", got, a)
+	}
+	a.Suspended, a.SuspendReason, a.UpdatedAt = true, "chargeback", f.at(101)
+	f.tx(t, func(tx app.Tx) error { return tx.UpdateAccount(ctx, a) })
+	if got, _ := f.s.GetAccount(ctx, a.ID); got != a {
+		t.Errorf("after suspension %+v, want %+v", got, a)
 	}
 	f.tx(t, func(tx app.Tx) error { return tx.TombstoneAccount(ctx, a.ID, f.at(200)) })
 	got, err = f.s.GetAccount(ctx, a.ID)
