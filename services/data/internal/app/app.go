@@ -34,6 +34,8 @@ const (
 	TypeAccountUpdated      = "comfortech.account.updated.v1"
 	TypeAccountDeleted      = "comfortech.account.deleted.v1"
 	TypeAccountRegistered   = "comfortech.account.registered.v1"
+	TypeAccountSuspended    = "comfortech.account.suspended.v1"
+	TypeAccountReinstated   = "comfortech.account.reinstated.v1"
 	TypeDeviceClaimed       = "comfortech.device.claimed.v1"
 	TypeDeviceUnclaimed     = "comfortech.device.unclaimed.v1"
 	TypeDeviceShared        = "comfortech.device.shared.v1"

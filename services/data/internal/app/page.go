@@ -6,10 +6,17 @@ import (
 	"fmt"
 )
 
-// Page sizes of every list (the protos document them).
+// Page sizes of the lists without sizes of their own (the protos document
+// them).
 const (
 	DefaultPageSize = 50
 	MaxPageSize     = 500
+)
+
+// Page sizes of the fleet list (datav1.ListFleetDevicesRequest).
+const (
+	DefaultFleetPageSize = 100
+	MaxFleetPageSize     = 1000
 )
 
 // Cursor is the sort key of the last row of a page: lists continue after
@@ -48,7 +55,7 @@ func parsePage(p PageRequest) (Cursor, int, error) {
 }
 
 // ParsePage is parsePage for a list with its own default and largest page
-// sizes (the audit log's 100 and 1000).
+// sizes (the audit log's and the fleet's 100 and 1000).
 func ParsePage(p PageRequest, defaultSize, maxSize int) (Cursor, int, error) {
 	size := int(p.Size)
 	switch {
