@@ -2,6 +2,9 @@ package data_test
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -468,4 +471,127 @@ func TestTelemetryFromKafka(t *testing.T) {
 		return strings.Contains(string(body), `comfort_data_telemetry_records_total{result="duplicate"} 1`) &&
 			strings.Contains(string(body), `comfort_data_telemetry_records_total{result="stored"} 3`)
 	})
+}
+
+// TestAdminServices drives FleetService and AccountAdminService through
+// gRPC with real tokens: administrators only; the fleet list filters and
+// totals; a device's picture joins the registry and its telemetry; a
+// suspension is recorded and announced on account.events with its reason
+// and the operator.
+func TestAdminServices(t *testing.T) {
+	t.Parallel()
+	s := start(t, "sqlite:"+filepath.Join(t.TempDir(), "data.db"))
+	internal := datav1.NewDataInternalServiceClient(s.conn)
+	fleet := datav1.NewFleetServiceClient(s.conn)
+	accounts := datav1.NewAccountAdminServiceClient(s.conn)
+	svc := as(s.idp.ServiceToken(t, "comfortech-device"))
+	adminToken := s.idp.AdminLogin(t).AccessToken
+	admin := as(adminToken)
+	owner := s.idp.CreateUser(t, "+79510000091")
+	must[*datav1.CreateAccountResponse](t, "CreateAccount")(internal.CreateAccount(svc,
+		&datav1.CreateAccountRequest{AccountId: owner.ID, Phone: "+79510000091", Name: "Olga"}))
+	ownerCtx := as(s.idp.Login(t, owner.Username, owner.Password).AccessToken)
+
+	must[*datav1.PutDeviceModelResponse](t, "PutDeviceModel")(datav1.NewDeviceModelServiceClient(s.conn).PutDeviceModel(admin,
+		&datav1.PutDeviceModelRequest{Model: &datav1.DeviceModel{Id: "thermo-x1", Title: "Thermostat",
+			DefaultAlertRules: []*datav1.AlertRuleTemplate{{Name: "Too hot", Condition: &datav1.AlertCondition{
+				Metric: "temperature", Operator: datav1.Operator_OPERATOR_GREATER_THAN, Threshold: 30, Level: "warning"}}}}}))
+	var ids []string
+	for i := range 3 {
+		id := uuid.NewString()
+		must[*datav1.RegisterDeviceResponse](t, "RegisterDevice")(internal.RegisterDevice(svc, &datav1.RegisterDeviceRequest{
+			DeviceId: id, Serial: fmt.Sprintf("SN-ADM-%d", i), Model: "thermo-x1", ClaimCode: fmt.Sprintf("ADM-CODE-%d", i)}))
+		ids = append(ids, id)
+	}
+	must[*datav1.ClaimDeviceResponse](t, "ClaimDevice")(datav1.NewDeviceServiceClient(s.conn).ClaimDevice(ownerCtx,
+		&datav1.ClaimDeviceRequest{Serial: "SN-ADM-1", ClaimCode: "ADM-CODE-1"}))
+	seen := time.Now().Add(-time.Minute).Truncate(time.Second)
+	must[*datav1.RecordPresenceResponse](t, "RecordPresence")(internal.RecordPresence(svc, &datav1.RecordPresenceRequest{
+		DeviceId: ids[1], Online: true, LastSeenTime: timestamppb.New(seen), FirmwareVersion: "2.0.0"}))
+	must[*datav1.AppendTelemetryResponse](t, "AppendTelemetry")(internal.AppendTelemetry(svc, &datav1.AppendTelemetryRequest{
+		Records: []*datav1.TelemetryRecord{{DeviceId: ids[1], Seq: 1, Time: timestamppb.New(seen), Metrics: map[string]float64{"temperature": 35}}}}))
+
+	// Administrators only.
+	_, err := fleet.ListFleetDevices(ownerCtx, &datav1.ListFleetDevicesRequest{})
+	code(t, "ListFleetDevices as a user", err, codes.PermissionDenied)
+	_, err = accounts.ListAccounts(ownerCtx, &datav1.ListAccountsRequest{})
+	code(t, "ListAccounts as a user", err, codes.PermissionDenied)
+	_, err = accounts.SuspendAccount(context.Background(), &datav1.SuspendAccountRequest{AccountId: owner.ID, Reason: "x"})
+	code(t, "SuspendAccount anonymously", err, codes.Unauthenticated)
+
+	list := must[*datav1.ListFleetDevicesResponse](t, "ListFleetDevices")(fleet.ListFleetDevices(admin,
+		&datav1.ListFleetDevicesRequest{PageSize: 2}))
+	if len(list.GetItems()) != 2 || list.GetTotalSize() != 3 || list.GetNextPageToken() == "" || list.GetItems()[0].GetSerial() != "SN-ADM-0" {
+		t.Errorf("first page: %v", list)
+	}
+	online := must[*datav1.ListFleetDevicesResponse](t, "ListFleetDevices online")(fleet.ListFleetDevices(admin,
+		&datav1.ListFleetDevicesRequest{Online: ptr(true), Claimed: ptr(true), OwnerAccountId: owner.ID, FirmwareVersion: "2.0.0",
+			LastSeenAfter: timestamppb.New(seen), SerialPrefix: "SN-ADM"}))
+	if len(online.GetItems()) != 1 || online.GetItems()[0].GetId() != ids[1] || !online.GetItems()[0].GetOnline() || online.GetTotalSize() != 1 {
+		t.Errorf("online page: %v", online)
+	}
+	_, err = fleet.ListFleetDevices(admin, &datav1.ListFleetDevicesRequest{Model: "Thermo X1"})
+	code(t, "a model that is no model id", err, codes.InvalidArgument)
+
+	fd := must[*datav1.GetFleetDeviceResponse](t, "GetFleetDevice")(fleet.GetFleetDevice(admin,
+		&datav1.GetFleetDeviceRequest{DeviceId: ids[1]})).GetDevice()
+	if fd.GetDevice().GetSerial() != "SN-ADM-1" || fd.GetOwner().GetId() != owner.ID || fd.GetState() == nil ||
+		fd.GetLatestTelemetry()["temperature"].GetValue() != 35 || len(fd.GetAlertRules()) != 1 ||
+		len(fd.GetRecentAlerts()) != 1 || fd.GetRecentAlerts()[0].GetState() != datav1.AlertState_ALERT_STATE_ACTIVE {
+		t.Errorf("fleet device: %v", fd)
+	}
+	_, err = fleet.GetFleetDevice(admin, &datav1.GetFleetDeviceRequest{DeviceId: uuid.NewString()})
+	code(t, "GetFleetDevice of an unknown device", err, codes.NotFound)
+
+	found := must[*datav1.ListAccountsResponse](t, "ListAccounts")(accounts.ListAccounts(admin, &datav1.ListAccountsRequest{Query: "olg"}))
+	if len(found.GetItems()) != 1 || found.GetItems()[0].GetId() != owner.ID {
+		t.Errorf("accounts matching olg: %v", found)
+	}
+	overview := must[*datav1.GetAccountOverviewResponse](t, "GetAccountOverview")(accounts.GetAccountOverview(admin,
+		&datav1.GetAccountOverviewRequest{AccountId: owner.ID}))
+	if len(overview.GetDevices()) != 1 || overview.GetDevices()[0].GetAccessRole() != datav1.AccessRole_ACCESS_ROLE_OWNER {
+		t.Errorf("overview: %v", overview)
+	}
+	_, err = accounts.SuspendAccount(admin, &datav1.SuspendAccountRequest{AccountId: owner.ID})
+	code(t, "SuspendAccount without a reason", err, codes.InvalidArgument)
+	susp := must[*datav1.SuspendAccountResponse](t, "SuspendAccount")(accounts.SuspendAccount(admin,
+		&datav1.SuspendAccountRequest{AccountId: owner.ID, Reason: "chargeback"})).GetAccount()
+	if susp.GetStatus() != datav1.AccountStatus_ACCOUNT_STATUS_SUSPENDED || susp.GetSuspendReason() != "chargeback" {
+		t.Errorf("suspended account: %v", susp)
+	}
+	suspended := must[*datav1.ListAccountsResponse](t, "ListAccounts suspended")(accounts.ListAccounts(admin,
+		&datav1.ListAccountsRequest{Status: datav1.AccountStatus_ACCOUNT_STATUS_SUSPENDED}))
+	if len(suspended.GetItems()) != 1 || suspended.GetItems()[0].GetId() != owner.ID {
+		t.Errorf("suspended accounts: %v", suspended)
+	}
+	must[*datav1.ReinstateAccountResponse](t, "ReinstateAccount")(accounts.ReinstateAccount(admin,
+		&datav1.ReinstateAccountRequest{AccountId: owner.ID, Reason: "paid"}))
+
+	events := byKey(kafkatest.ReadTopic(t, s.brokers, "account.events", 3, 20*time.Second), owner.ID)
+	wantTypes(t, events, "comfortech.account.created.v1", "comfortech.account.suspended.v1", "comfortech.account.reinstated.v1")
+	if len(events) == 3 {
+		var ev eventsv1.AccountSuspended
+		if _, err := kafka.DecodeEvent(&events[1], &ev); err != nil || ev.GetReason() != "chargeback" ||
+			ev.GetActorId() != subject(t, adminToken) {
+			t.Errorf("AccountSuspended %v, %v", &ev, err)
+		}
+	}
+}
+
+// subject returns the sub claim of a JWT (not verified: the test issued it).
+func subject(t *testing.T, token string) string {
+	t.Helper()
+	parts := strings.Split(token, ".")
+	var claims struct{ Sub string }
+	if len(parts) != 3 {
+		t.Fatalf("not a JWT: %q", token)
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err == nil {
+		err = json.Unmarshal(payload, &claims)
+	}
+	if err != nil || claims.Sub == "" {
+		t.Fatalf("token claims: %v", err)
+	}
+	return claims.Sub
 }

@@ -1,7 +1,7 @@
 // Package grpcapi serves the data service's use cases over gRPC: the app
 // services of the main gateway (accounts, homes, devices, sharing, device
-// state), the admin DeviceModelService and the internal
-// DataInternalService. Calls arrive authenticated and role-checked (the
+// state), the admin gateway's FleetService, AccountAdminService and
+// DeviceModelService, and the internal DataInternalService. Calls arrive authenticated and role-checked (the
 // server's auth interceptor) and validated (protovalidate); this package
 // takes the caller's account from the principal, converts messages, and
 // maps errors to status codes in one place (toStatus).
@@ -21,9 +21,10 @@ import (
 )
 
 // Register registers every service this package implements on s.
-// telemetry stores DataInternalService.AppendTelemetry; nil answers that
-// one method Unimplemented. log may be nil.
-func Register(s grpc.ServiceRegistrar, a *app.App, telemetry app.TelemetryAppender, log *zap.Logger) {
+// telemetry stores DataInternalService.AppendTelemetry and gives
+// FleetService.GetFleetDevice its telemetry part; nil answers those two
+// methods Unimplemented. log may be nil.
+func Register(s grpc.ServiceRegistrar, a *app.App, telemetry Telemetry, log *zap.Logger) {
 	if log == nil {
 		log = zap.NewNop()
 	}
@@ -34,6 +35,8 @@ func Register(s grpc.ServiceRegistrar, a *app.App, telemetry app.TelemetryAppend
 	datav1.RegisterSharingServiceServer(s, &sharingServer{base: b})
 	datav1.RegisterDeviceStateServiceServer(s, &stateServer{base: b})
 	datav1.RegisterDeviceModelServiceServer(s, &modelServer{base: b})
+	datav1.RegisterFleetServiceServer(s, &fleetServer{base: b, telemetry: telemetry})
+	datav1.RegisterAccountAdminServiceServer(s, &accountAdminServer{base: b})
 	datav1.RegisterDataInternalServiceServer(s, &internalServer{base: b, telemetry: telemetry})
 }
 

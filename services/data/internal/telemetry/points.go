@@ -178,11 +178,15 @@ func (s *Service) latestTelemetry(ctx context.Context, req *datav1.GetLatestTele
 	if err != nil {
 		return nil, err
 	}
-	resp := &datav1.GetLatestTelemetryResponse{Metrics: make(map[string]*datav1.LatestValue, len(latest))}
+	return &datav1.GetLatestTelemetryResponse{Metrics: fromLatest(latest)}, nil
+}
+
+func fromLatest(latest map[string]tsstore.Latest) map[string]*datav1.LatestValue {
+	out := make(map[string]*datav1.LatestValue, len(latest))
 	for m, l := range latest {
-		resp.Metrics[m] = &datav1.LatestValue{Value: l.Value, Time: timestamppb.New(time.UnixMilli(l.TS))}
+		out[m] = &datav1.LatestValue{Value: l.Value, Time: timestamppb.New(time.UnixMilli(l.TS))}
 	}
-	return resp, nil
+	return out
 }
 
 // timeRange converts [start, end) to ms, checking it is a range.
