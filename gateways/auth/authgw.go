@@ -2,8 +2,9 @@
 //
 // Run serves the gateway's REST API (AuthService and UserAdminService of
 // comfortech.auth.v1, in-process through grpc-gateway), its OpenAPI
-// document at /docs/openapi.json and its ops listener, and returns when ctx
-// ends after a graceful drain.
+// document at /docs/openapi.json and its ops listener, and applies the
+// data service's account suspensions (account.events) to the identity
+// provider's users; it returns when ctx ends after a graceful drain.
 //
 // Registration, login, refresh, logout and the one-time-code endpoints are
 // public; everything else needs a bearer token of the realm, and
@@ -108,6 +109,13 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger, opts ...process.Optio
 	if err != nil {
 		return fmt.Errorf("auth gateway: %w", err)
 	}
+	// Operators suspend accounts in the data service; its events disable
+	// and enable the users here.
+	suspensions, err := accountevents.NewRunner(kcfg, svc, producer, log, km)
+	if err != nil {
+		return fmt.Errorf("auth gateway: %w", err)
+	}
+	p.Go("account.events consumer", suspensions.Run)
 	api, err := grpcapi.New(svc, log)
 	if err != nil {
 		return fmt.Errorf("auth gateway: %w", err)

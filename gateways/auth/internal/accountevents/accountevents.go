@@ -1,6 +1,8 @@
-// Package accountevents publishes the auth gateway's account events
-// (AccountRegistered, AccountDeleted) to the account.events topic as
-// CloudEvents, keyed by account id (ARCHITECTURE §5).
+// Package accountevents is the auth gateway's side of the account.events
+// topic. It publishes the gateway's account events (AccountRegistered,
+// AccountDeleted) as CloudEvents, keyed by account id (ARCHITECTURE §5),
+// and consumes the data service's AccountSuspended and AccountReinstated,
+// which disable and enable the account's identity-provider user.
 //
 // The gateway has no database, so there is no transactional outbox here:
 // each event is published synchronously and the use case compensates when

@@ -99,14 +99,11 @@ func (s *Service) SetUserEnabled(ctx context.Context, actorID, id string, enable
 	if !enabled && actorID == id {
 		return User{}, &PreconditionError{Reason: "an admin cannot disable their own account"}
 	}
-	if err := s.d.IdP.SetEnabled(ctx, id, enabled); err != nil {
-		return User{}, fmt.Errorf("set enabled: %w", err)
-	}
 	log := s.logger(ctx).With(zap.String("user_id", id), zap.String("actor_id", actorID))
+	if err := s.setEnabled(ctx, log, id, enabled); err != nil {
+		return User{}, err
+	}
 	if !enabled {
-		if err := s.d.IdP.EndSessions(ctx, id); err != nil {
-			log.Info("disable user: sessions not ended, they end at their next refresh", zap.Error(err))
-		}
 		// The reason is free text an admin typed; its length is enough to
 		// tell that one was given.
 		log.Info("user disabled", zap.Int("reason_len", len(reason)))
@@ -114,6 +111,42 @@ func (s *Service) SetUserEnabled(ctx context.Context, actorID, id string, enable
 		log.Info("user enabled")
 	}
 	return s.GetUser(ctx, id)
+}
+
+// setEnabled enables or disables a user; disabling also ends the user's
+// sessions where the identity provider allows it (failures only logged).
+func (s *Service) setEnabled(ctx context.Context, log *zap.Logger, id string, enabled bool) error {
+	if err := s.d.IdP.SetEnabled(ctx, id, enabled); err != nil {
+		return fmt.Errorf("set enabled: %w", err)
+	}
+	if !enabled {
+		if err := s.d.IdP.EndSessions(ctx, id); err != nil {
+			log.Info("disable user: sessions not ended, they end at their next refresh", zap.Error(err))
+		}
+	}
+	return nil
+}
+
+// SetSuspended applies an operator's suspension (suspended true) or
+// reinstatement of an account, which the data service announces on
+// account.events: the account's user is disabled, its sessions ended, or
+// enabled again. A user that no longer exists has nothing to apply, so
+// the call is idempotent and may be repeated.
+func (s *Service) SetSuspended(ctx context.Context, accountID string, suspended bool) error {
+	log := s.logger(ctx).With(zap.String("user_id", accountID))
+	err := s.setEnabled(ctx, log, accountID, !suspended)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		log.Info("suspension of an account without a user ignored", zap.Bool("suspended", suspended))
+		return nil
+	case err != nil:
+		return err
+	case suspended:
+		log.Info("user disabled: account suspended")
+	default:
+		log.Info("user enabled: account reinstated")
+	}
+	return nil
 }
 
 // DeleteUser deletes a user and their account on behalf of actorID; see

@@ -186,6 +186,36 @@ func TestLogin(t *testing.T) {
 	}
 }
 
+// TestSetSuspended: a suspended account's user cannot log in until the
+// account is reinstated; a user that is gone is nothing to do, an
+// unreachable identity provider an error to retry.
+func TestSetSuspended(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	id := h.register(t, phone)
+	for range 2 { // redelivered events change nothing more
+		if err := h.svc.SetSuspended(t.Context(), id, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := h.svc.Login(t.Context(), phone, password, "192.0.2.1"); !errors.Is(err, app.ErrAccountDisabled) {
+		t.Fatalf("login while suspended: %v", err)
+	}
+	if err := h.svc.SetSuspended(t.Context(), id, false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.svc.Login(t.Context(), phone, password, "192.0.2.1"); err != nil {
+		t.Fatalf("login after reinstatement: %v", err)
+	}
+	if err := h.svc.SetSuspended(t.Context(), "5f0c8d3e-0000-4000-8000-00000000dead", true); err != nil {
+		t.Errorf("suspension of an unknown user: %v", err)
+	}
+	h.idp.fail["SetEnabled"] = app.ErrUnavailable
+	if err := h.svc.SetSuspended(t.Context(), id, true); !errors.Is(err, app.ErrUnavailable) {
+		t.Errorf("suspension with the identity provider down: %v", err)
+	}
+}
+
 func TestLoginRateLimit(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, withLimits("3/1m", "5/1m"))

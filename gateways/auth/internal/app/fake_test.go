@@ -158,6 +158,9 @@ func compare(a, b string) int {
 func (f *fakeIdP) SetEnabled(_ context.Context, id string, enabled bool) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if err := f.err("SetEnabled"); err != nil {
+		return err
+	}
 	u, err := f.user(id)
 	if err != nil {
 		return err
