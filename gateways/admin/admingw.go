@@ -6,10 +6,11 @@
 // a graceful drain. Routed today: the device service's operator API
 // (comfortech.device.v1.DeviceAdminService: provisioning, secrets,
 // decommissioning, operator commands, presence), the data service's
-// audit log and device models, and the notify service's (catalog,
-// templates, delivery log, dead letters, dev inbox, event subscriptions);
-// and its own environment configuration (POST /v1/config:apply, GET
-// /v1/config) and event catalog (GET /v1/events/asyncapi).
+// fleet registry, account administration (suspension), audit log and
+// device models, and the notify service's (catalog, templates, delivery
+// log, dead letters, dev inbox, event subscriptions); and its own
+// environment configuration (POST /v1/config:apply, GET /v1/config) and
+// event catalog (GET /v1/events/asyncapi).
 package admingw
 
 import (
@@ -42,8 +43,8 @@ type Config struct {
 	BodyLimit int64 `env:"HTTP_BODY_LIMIT" envDefault:"1048576"`
 	// HTTP holds server timeouts and the drain timeout.
 	HTTP web.ServerConfig
-	// DataAddr is the data service's gRPC address (audit log, device
-	// models).
+	// DataAddr is the data service's gRPC address (fleet registry,
+	// accounts, audit log, device models).
 	DataAddr string `env:"DATA_ADDR" envDefault:"localhost:7001"`
 	// DeviceAddr is the device service's gRPC address (provisioning,
 	// device secrets, operator commands, presence).
@@ -95,7 +96,8 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger, opts ...process.Optio
 	if err := gw.Route(ctx, deviceConn, devicev1.RegisterDeviceAdminServiceHandler); err != nil {
 		return fmt.Errorf("admin gateway: %w", err)
 	}
-	if err := gw.Route(ctx, dataConn, datav1.RegisterAuditServiceHandler, datav1.RegisterDeviceModelServiceHandler); err != nil {
+	if err := gw.Route(ctx, dataConn, datav1.RegisterFleetServiceHandler, datav1.RegisterAccountAdminServiceHandler,
+		datav1.RegisterAuditServiceHandler, datav1.RegisterDeviceModelServiceHandler); err != nil {
 		return fmt.Errorf("admin gateway: %w", err)
 	}
 	// The environment configuration is the gateway's own: it applies a
