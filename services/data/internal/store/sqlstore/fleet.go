@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/comfortech/platform/libs/sqldb"
 	"github.com/comfortech/platform/services/data/internal/app"
 )
@@ -75,11 +77,26 @@ func prefixEnd(p string) string {
 	return ""
 }
 
+// planEach returns args for a query that PostgreSQL must plan for the
+// values at hand: there they lead with pgx's QueryExecModeExec, an
+// unnamed statement, planned anew each time. A cached prepared statement,
+// pgx's default, switches to a generic plan after five runs, made for an
+// average value of each parameter; for the fleet's filters that is often
+// a bad one (a sequential scan for "online = $1", whose values are 35 and
+// 65 % of the fleet, not 50). Planning these queries costs far less than
+// that.
+func (q queries) planEach(args []any) []any {
+	if q.dialect != sqldb.Postgres {
+		return args
+	}
+	return append([]any{pgx.QueryExecModeExec}, args...)
+}
+
 // ListFleetDevices implements app.Queries.
 func (q queries) ListFleetDevices(ctx context.Context, f app.FleetFilter, after app.Cursor, limit int) ([]app.Device, error) {
 	where, args := fleetWhere(f)
 	query, args := listQuery(`SELECT `+deviceCols+` FROM devices d`+where, args, "", "d.serial", after, limit)
-	return collect(ctx, q.q, "list fleet devices", query, args, func(s scanner) (app.Device, error) { return scanDevice(s) })
+	return collect(ctx, q.q, "list fleet devices", query, q.planEach(args), func(s scanner) (app.Device, error) { return scanDevice(s) })
 }
 
 // CountFleetDevices implements app.Queries. It counts at most exactUpTo+1
@@ -90,7 +107,7 @@ func (q queries) CountFleetDevices(ctx context.Context, f app.FleetFilter, exact
 	where, args := fleetWhere(f)
 	matches := `SELECT 1 FROM devices d` + where
 	var n int64
-	err := q.q.QueryRowContext(ctx, `SELECT COUNT(*) FROM (`+matches+` LIMIT `+itoa(exactUpTo+1)+`) capped`, args...).Scan(&n)
+	err := q.q.QueryRowContext(ctx, `SELECT COUNT(*) FROM (`+matches+` LIMIT `+itoa(exactUpTo+1)+`) capped`, q.planEach(args)...).Scan(&n)
 	if err != nil || n <= int64(exactUpTo) {
 		return n, wrap("count fleet devices", err)
 	}
@@ -109,7 +126,7 @@ func (q queries) CountFleetDevices(ctx context.Context, f app.FleetFilter, exact
 // returns, from its plan.
 func (q queries) estimate(ctx context.Context, query string, args []any) (int64, error) {
 	var plan []byte
-	if err := q.q.QueryRowContext(ctx, `EXPLAIN (FORMAT JSON) `+query, args...).Scan(&plan); err != nil {
+	if err := q.q.QueryRowContext(ctx, `EXPLAIN (FORMAT JSON) `+query, q.planEach(args)...).Scan(&plan); err != nil {
 		return 0, err
 	}
 	var out []struct {
