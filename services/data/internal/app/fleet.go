@@ -46,11 +46,15 @@ func (a *App) ListFleetDevices(ctx context.Context, f FleetFilter, p PageRequest
 	if err != nil {
 		return FleetPage{}, err
 	}
+	devices, next := page(rows, limit, func(d Device) Cursor { return Cursor{ID: d.Serial} })
+	if after.IsZero() && next == "" {
+		// The first page holds every match: nothing more to count.
+		return FleetPage{Devices: devices, Total: int64(len(devices))}, nil
+	}
 	total, err := a.store.CountFleetDevices(ctx, f, FleetExactTotal)
 	if err != nil {
 		return FleetPage{}, err
 	}
-	devices, next := page(rows, limit, func(d Device) Cursor { return Cursor{ID: d.Serial} })
 	return FleetPage{Devices: devices, Next: next, Total: total}, nil
 }
 
