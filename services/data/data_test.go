@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
@@ -48,6 +49,12 @@ type service struct {
 // embedded identity provider and Kafka, until the test ends.
 func start(t *testing.T, databaseURL string) *service {
 	t.Helper()
+	return startWith(t, databaseURL, zaptest.NewLogger(t))
+}
+
+// startWith is start with the service's logger.
+func startWith(t testing.TB, databaseURL string, log *zap.Logger) *service {
+	t.Helper()
 	idp := idptest.Start(t)
 	cluster := kafkatest.NewCluster(t)
 	grpcL, err := net.Listen("tcp", "127.0.0.1:0")
@@ -66,7 +73,7 @@ func start(t *testing.T, databaseURL string) *service {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- data.Run(ctx, cfg, zaptest.NewLogger(t), process.WithGRPCListener(grpcL), process.WithOpsListener(opsL))
+		done <- data.Run(ctx, cfg, log, process.WithGRPCListener(grpcL), process.WithOpsListener(opsL))
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -92,7 +99,7 @@ func start(t *testing.T, databaseURL string) *service {
 	return s
 }
 
-func eventually(t *testing.T, what string, ok func() bool) {
+func eventually(t testing.TB, what string, ok func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for !ok() {
