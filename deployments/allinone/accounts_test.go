@@ -21,7 +21,7 @@ type accountJSON struct {
 // (401) and app users (403) and answers 400 naming the field for bad
 // input; an administrator finds an account and sees its homes and devices;
 // a suspended account cannot log in (nor refresh its tokens) until it is
-// reinstated.
+// reinstated; both changes are in the audit log with their reasons.
 func TestAdminAccountsAPI(t *testing.T) {
 	p, cancel := start(t, t.TempDir())
 	defer stop(t, p, cancel)
@@ -133,6 +133,22 @@ func TestAdminAccountsAPI(t *testing.T) {
 	}
 	waitEnabled(t, authAPI, admin, id, true)
 	authAPI.tokens("/v1/auth/login", login)
+
+	// Both changes are in the audit log with the operator's reason, after
+	// the two refused attempts above.
+	evs := auditLog(t, adminAPI, admin, "resource_type=account&resource_id="+id, func(evs []auditEvent) bool { return len(evs) >= 4 })
+	if len(evs) != 4 || evs[2].Outcome != "AUDIT_OUTCOME_FAILED" || evs[3].Outcome != "AUDIT_OUTCOME_FAILED" {
+		t.Fatalf("account %s: audit events %+v, want two refused attempts, a suspension and a reinstatement", id, evs)
+	}
+	reinstate, suspend := evs[0], evs[1] // newest first
+	if suspend.Action != "account.suspend" || suspend.Reason != "chargeback" || suspend.Outcome != "AUDIT_OUTCOME_SUCCEEDED" ||
+		suspend.Before["status"] != "ACCOUNT_STATUS_ACTIVE" || suspend.After["status"] != "ACCOUNT_STATUS_SUSPENDED" ||
+		suspend.Actor.AccountID != subject(t, admin) {
+		t.Errorf("suspension audit event %+v", suspend)
+	}
+	if reinstate.Action != "account.reinstate" || reinstate.Reason != "paid" || reinstate.After["status"] != "ACCOUNT_STATUS_ACTIVE" {
+		t.Errorf("reinstatement audit event %+v", reinstate)
+	}
 }
 
 // waitEnabled waits until the identity provider's user of an account is

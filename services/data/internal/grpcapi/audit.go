@@ -53,10 +53,22 @@ func AuditMethods(a *app.App, log *zap.Logger) audit.Methods {
 		r, err := models.GetDeviceModel(ctx, &datav1.GetDeviceModelRequest{ModelId: id})
 		return r.GetModel(), err
 	}
+	b := base{app: a, log: log}
+	account := func(ctx context.Context, id string) (proto.Message, error) {
+		acc, err := a.GetAccount(ctx, id)
+		if err != nil {
+			return nil, b.toStatus(ctx, err)
+		}
+		return toAccount(acc), nil
+	}
 	return audit.Methods{
 		datav1.DeviceModelService_PutDeviceModel_FullMethodName: {
 			Action: "device_model.put", ResourceType: "device_model", ID: "model.id", After: "model", Before: model},
 		datav1.DeviceModelService_DeleteDeviceModel_FullMethodName: {
 			Action: "device_model.delete", ResourceType: "device_model", ID: "model_id", Before: model},
+		datav1.AccountAdminService_SuspendAccount_FullMethodName: {
+			Action: "account.suspend", ResourceType: "account", ID: "account_id", After: "account", Reason: "reason", Before: account},
+		datav1.AccountAdminService_ReinstateAccount_FullMethodName: {
+			Action: "account.reinstate", ResourceType: "account", ID: "account_id", After: "account", Reason: "reason", Before: account},
 	}
 }
