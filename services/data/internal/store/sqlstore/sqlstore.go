@@ -1,10 +1,13 @@
 // Package sqlstore implements app.Store over database/sql, for PostgreSQL
 // (pgx) and SQLite (modernc.org/sqlite) alike: both drivers bind $n by
 // number and the schema uses only types both understand, so every query is
-// written once. The one difference that matters — PostgreSQL needs
-// SELECT ... FOR UPDATE to serialise read-modify-write transactions,
-// SQLite serialises write transactions by itself and has no FOR UPDATE —
-// is decided once, from the sqldb.Dialect, in InTx.
+// written once. Where the two differ, the store decides once from the
+// sqldb.Dialect: PostgreSQL needs SELECT ... FOR UPDATE to serialise
+// read-modify-write transactions (SQLite serialises write transactions by
+// itself and has no FOR UPDATE), set in InTx; devices.serial is made to
+// compare byte by byte on PostgreSQL (migration 2, serialBytewise); and
+// the fleet list is planned per call and its large totals estimated on
+// PostgreSQL only (fleet.go).
 package sqlstore
 
 import (
