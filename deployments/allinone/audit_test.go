@@ -48,7 +48,7 @@ func auditLog(t *testing.T, adminAPI call, token, query string, want func([]audi
 }
 
 // TestAuditLog: operator actions on the device, data and notify services
-// reach the audit log — who, what, on which resource, before and after,
+// and the auth gateway's user administration reach the audit log — who, what, on which resource, before and after,
 // never a secret — and GET /v1/audit filters and pages it, for
 // administrators only.
 func TestAuditLog(t *testing.T) {
@@ -60,6 +60,11 @@ func TestAuditLog(t *testing.T) {
 	admin := adminToken(t, p, authAPI)
 	stamp := time.Now().UnixNano() % 1_000_000
 	user := authAPI.tokens("/v1/auth/register", map[string]string{"phone": fmt.Sprintf("+7957%06d1", stamp), "password": "Comfort-2026"}).AccessToken
+	code, env := authAPI.do(http.MethodGet, "/v1/auth/me", user, nil)
+	userID := decode[struct{ User struct{ ID string } }](t, env).User.ID
+	if code != http.StatusOK || userID == "" {
+		t.Fatalf("me: %d %+v", code, env.Error)
+	}
 
 	// Actions on three services.
 	dev := provisionOne(t, adminAPI, admin, fmt.Sprintf("CT-AUD-%d", stamp))
@@ -81,6 +86,21 @@ func TestAuditLog(t *testing.T) {
 	// A refused action is recorded too.
 	if code, _ := adminAPI.do(http.MethodPost, "/v1/fleet/devices/"+dev.DeviceID+":rotate-secret", admin, map[string]any{"grace_period": "0s"}); code != http.StatusOK {
 		t.Logf("rotation of a revoked device answered %d", code)
+	}
+
+	// User administration, in the auth gateway.
+	if code, env := authAPI.do(http.MethodPost, "/v1/admin/users/"+userID+":reset-password", admin,
+		map[string]any{"new_password": "Secret-Pass-9", "temporary": false}); code != http.StatusOK {
+		t.Fatalf("reset password: %d %+v", code, env.Error)
+	}
+	if code, env := authAPI.do(http.MethodPost, "/v1/admin/users/"+userID+":disable", admin, map[string]string{"reason": "chargeback"}); code != http.StatusOK {
+		t.Fatalf("disable user: %d %+v", code, env.Error)
+	}
+	users := auditLog(t, adminAPI, admin, "resource_type=user&resource_id="+userID, func(evs []auditEvent) bool { return len(evs) >= 2 })
+	if disable, reset := users[0], users[1]; disable.Action != "user.disable" || disable.Reason != "chargeback" ||
+		disable.Before["enabled"] != true || disable.After["enabled"] != nil || // false is left out of protojson
+		reset.Action != "user.reset_password" || reset.Before["id"] != userID || strings.Contains(fmt.Sprint(reset), "Secret-Pass-9") {
+		t.Errorf("user administration events: %+v", users)
 	}
 
 	byDevice := auditLog(t, adminAPI, admin, "resource_type=device&resource_id="+dev.DeviceID, func(evs []auditEvent) bool { return len(evs) >= 3 })
@@ -130,7 +150,7 @@ func TestAuditLog(t *testing.T) {
 	}
 	future := url.QueryEscape(time.Now().Add(time.Hour).UTC().Format(time.RFC3339))
 	auditLog(t, adminAPI, admin, "start_time="+future, func(evs []auditEvent) bool { return len(evs) == 0 })
-	code, env := adminAPI.do(http.MethodGet, "/v1/audit?page_size=2", admin, nil)
+	code, env = adminAPI.do(http.MethodGet, "/v1/audit?page_size=2", admin, nil)
 	page := decode[struct {
 		Items []auditEvent
 		Next  string `json:"next_page_token"`

@@ -27,6 +27,7 @@ import (
 	"github.com/comfortech/platform/gateways/auth/internal/notifysms"
 	"github.com/comfortech/platform/gateways/auth/internal/otpstore"
 	"github.com/comfortech/platform/gateways/auth/internal/ratelimit"
+	"github.com/comfortech/platform/libs/audit"
 	"github.com/comfortech/platform/libs/auth"
 	"github.com/comfortech/platform/libs/kafka"
 	"github.com/comfortech/platform/libs/process"
@@ -124,7 +125,11 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger, opts ...process.Optio
 	if err := authv1.RegisterAuthServiceHandlerServer(ctx, gw.API, api.Auth()); err != nil {
 		return fmt.Errorf("auth gateway: %w", err)
 	}
-	if err := authv1.RegisterUserAdminServiceHandlerServer(ctx, gw.API, api.UserAdmin()); err != nil {
+	rec, err := audit.NewRecorder(producer, "/gateways/auth", log.Named("audit"), p.Metrics)
+	if err != nil {
+		return fmt.Errorf("auth gateway: %w", err)
+	}
+	if err := authv1.RegisterUserAdminServiceHandlerServer(ctx, gw.API, api.UserAdmin(rec)); err != nil {
 		return fmt.Errorf("auth gateway: %w", err)
 	}
 	ips, err := clientip.New(cfg.TrustedProxies)

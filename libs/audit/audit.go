@@ -426,3 +426,18 @@ func newID() string {
 	}
 	return id.String()
 }
+
+// Call runs handler as icpt runs a gRPC call of method, for servers that
+// grpc-gateway calls in-process, where no interceptor runs. A nil icpt
+// just calls handler.
+func Call[Req, Resp proto.Message](ctx context.Context, icpt grpc.UnaryServerInterceptor, method string, req Req,
+	handler func(context.Context, Req) (Resp, error)) (Resp, error) {
+	if icpt == nil {
+		return handler(ctx, req)
+	}
+	out, err := icpt(ctx, req, &grpc.UnaryServerInfo{FullMethod: method}, func(ctx context.Context, r any) (any, error) {
+		return handler(ctx, r.(Req))
+	})
+	resp, _ := out.(Resp)
+	return resp, err
+}

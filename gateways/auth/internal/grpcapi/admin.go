@@ -3,10 +3,12 @@ package grpcapi
 import (
 	"context"
 
+	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/comfortech/platform/gateways/auth/internal/app"
+	"github.com/comfortech/platform/libs/audit"
 	"github.com/comfortech/platform/libs/auth"
 	authv1 "github.com/comfortech/platform/proto/comfortech/auth/v1"
 )
@@ -17,6 +19,8 @@ import (
 type adminServer struct {
 	authv1.UnimplementedUserAdminServiceServer
 	s *Services
+	// audit records the changes; nil records nothing.
+	audit grpc.UnaryServerInterceptor
 }
 
 // admin checks the caller's role, then validates req, and returns the
@@ -62,8 +66,12 @@ func (a *adminServer) GetUser(ctx context.Context, req *authv1.GetUserRequest) (
 	return &authv1.GetUserResponse{User: toProtoUser(u)}, nil
 }
 
-// DeleteUser implements UserAdminService.
+// DeleteUser implements UserAdminService, recorded in the audit log.
 func (a *adminServer) DeleteUser(ctx context.Context, req *authv1.DeleteUserRequest) (*authv1.DeleteUserResponse, error) {
+	return audit.Call(ctx, a.audit, authv1.UserAdminService_DeleteUser_FullMethodName, req, a.deleteUser)
+}
+
+func (a *adminServer) deleteUser(ctx context.Context, req *authv1.DeleteUserRequest) (*authv1.DeleteUserResponse, error) {
 	actor, err := a.admin(ctx, req)
 	if err != nil {
 		return nil, err
@@ -74,8 +82,12 @@ func (a *adminServer) DeleteUser(ctx context.Context, req *authv1.DeleteUserRequ
 	return &authv1.DeleteUserResponse{}, nil
 }
 
-// DisableUser implements UserAdminService.
+// DisableUser implements UserAdminService, recorded in the audit log.
 func (a *adminServer) DisableUser(ctx context.Context, req *authv1.DisableUserRequest) (*authv1.DisableUserResponse, error) {
+	return audit.Call(ctx, a.audit, authv1.UserAdminService_DisableUser_FullMethodName, req, a.disableUser)
+}
+
+func (a *adminServer) disableUser(ctx context.Context, req *authv1.DisableUserRequest) (*authv1.DisableUserResponse, error) {
 	actor, err := a.admin(ctx, req)
 	if err != nil {
 		return nil, err
@@ -87,8 +99,12 @@ func (a *adminServer) DisableUser(ctx context.Context, req *authv1.DisableUserRe
 	return &authv1.DisableUserResponse{User: toProtoUser(u)}, nil
 }
 
-// EnableUser implements UserAdminService.
+// EnableUser implements UserAdminService, recorded in the audit log.
 func (a *adminServer) EnableUser(ctx context.Context, req *authv1.EnableUserRequest) (*authv1.EnableUserResponse, error) {
+	return audit.Call(ctx, a.audit, authv1.UserAdminService_EnableUser_FullMethodName, req, a.enableUser)
+}
+
+func (a *adminServer) enableUser(ctx context.Context, req *authv1.EnableUserRequest) (*authv1.EnableUserResponse, error) {
 	actor, err := a.admin(ctx, req)
 	if err != nil {
 		return nil, err
@@ -100,8 +116,12 @@ func (a *adminServer) EnableUser(ctx context.Context, req *authv1.EnableUserRequ
 	return &authv1.EnableUserResponse{User: toProtoUser(u)}, nil
 }
 
-// ResetPassword implements UserAdminService.
+// ResetPassword implements UserAdminService, recorded in the audit log.
 func (a *adminServer) ResetPassword(ctx context.Context, req *authv1.ResetPasswordRequest) (*authv1.ResetPasswordResponse, error) {
+	return audit.Call(ctx, a.audit, authv1.UserAdminService_ResetPassword_FullMethodName, req, a.resetPassword)
+}
+
+func (a *adminServer) resetPassword(ctx context.Context, req *authv1.ResetPasswordRequest) (*authv1.ResetPasswordResponse, error) {
 	actor, err := a.admin(ctx, req)
 	if err != nil {
 		return nil, err
@@ -112,8 +132,12 @@ func (a *adminServer) ResetPassword(ctx context.Context, req *authv1.ResetPasswo
 	return &authv1.ResetPasswordResponse{}, nil
 }
 
-// GrantRole implements UserAdminService.
+// GrantRole implements UserAdminService, recorded in the audit log.
 func (a *adminServer) GrantRole(ctx context.Context, req *authv1.GrantRoleRequest) (*authv1.GrantRoleResponse, error) {
+	return audit.Call(ctx, a.audit, authv1.UserAdminService_GrantRole_FullMethodName, req, a.grantRole)
+}
+
+func (a *adminServer) grantRole(ctx context.Context, req *authv1.GrantRoleRequest) (*authv1.GrantRoleResponse, error) {
 	actor, err := a.admin(ctx, req)
 	if err != nil {
 		return nil, err
@@ -125,8 +149,12 @@ func (a *adminServer) GrantRole(ctx context.Context, req *authv1.GrantRoleReques
 	return &authv1.GrantRoleResponse{User: toProtoUser(u)}, nil
 }
 
-// RevokeRole implements UserAdminService.
+// RevokeRole implements UserAdminService, recorded in the audit log.
 func (a *adminServer) RevokeRole(ctx context.Context, req *authv1.RevokeRoleRequest) (*authv1.RevokeRoleResponse, error) {
+	return audit.Call(ctx, a.audit, authv1.UserAdminService_RevokeRole_FullMethodName, req, a.revokeRole)
+}
+
+func (a *adminServer) revokeRole(ctx context.Context, req *authv1.RevokeRoleRequest) (*authv1.RevokeRoleResponse, error) {
 	actor, err := a.admin(ctx, req)
 	if err != nil {
 		return nil, err

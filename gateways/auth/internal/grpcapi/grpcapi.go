@@ -17,6 +17,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/comfortech/platform/gateways/auth/internal/app"
+	"github.com/comfortech/platform/libs/audit"
 	authv1 "github.com/comfortech/platform/proto/comfortech/auth/v1"
 )
 
@@ -42,8 +43,15 @@ func New(svc *app.Service, log *zap.Logger) (*Services, error) {
 // Auth returns the AuthService server.
 func (s *Services) Auth() authv1.AuthServiceServer { return &authServer{s: s} }
 
-// UserAdmin returns the UserAdminService server.
-func (s *Services) UserAdmin() authv1.UserAdminServiceServer { return &adminServer{s: s} }
+// UserAdmin returns the UserAdminService server; rec, when not nil,
+// records every change in the audit log.
+func (s *Services) UserAdmin(rec *audit.Recorder) authv1.UserAdminServiceServer {
+	a := &adminServer{s: s}
+	if rec != nil {
+		a.audit = rec.Interceptor(a.auditMethods())
+	}
+	return a
+}
 
 // validate checks req against its protovalidate rules. A violation is
 // InvalidArgument with buf.validate.Violations details, exactly as the

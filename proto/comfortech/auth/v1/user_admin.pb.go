@@ -854,11 +854,11 @@ const file_comfortech_auth_v1_user_admin_proto_rawDesc = "" +
 	"\x11EnableUserRequest\x12!\n" +
 	"\auser_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\x06userId\"B\n" +
 	"\x12EnableUserResponse\x12,\n" +
-	"\x04user\x18\x01 \x01(\v2\x18.comfortech.auth.v1.UserR\x04user\"\xf1\x01\n" +
+	"\x04user\x18\x01 \x01(\v2\x18.comfortech.auth.v1.UserR\x04user\"\xf4\x01\n" +
 	"\x14ResetPasswordRequest\x12!\n" +
-	"\auser_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\x06userId\x12\x97\x01\n" +
-	"\fnew_password\x18\x02 \x01(\tBt\xbaHq\xba\x01g\n" +
-	"\x0fpassword_policy\x12!must contain a letter and a digit\x1a1this.matches('[A-Za-z]') && this.matches('[0-9]')r\x05\x10\b\x18\x80\x01R\vnewPassword\x12\x1c\n" +
+	"\auser_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\x06userId\x12\x9a\x01\n" +
+	"\fnew_password\x18\x02 \x01(\tBw\xbaHq\xba\x01g\n" +
+	"\x0fpassword_policy\x12!must contain a letter and a digit\x1a1this.matches('[A-Za-z]') && this.matches('[0-9]')r\x05\x10\b\x18\x80\x01\x80\x01\x01R\vnewPassword\x12\x1c\n" +
 	"\ttemporary\x18\x03 \x01(\bR\ttemporary\"\x17\n" +
 	"\x15ResetPasswordResponse\"]\n" +
 	"\x10GrantRoleRequest\x12!\n" +
