@@ -18,7 +18,9 @@ import (
 const realm = "comfortech"
 
 // serviceClients are the confidential clients of the realm file, one per
-// part, with the placeholder that holds each one's secret.
+// part, with the placeholder that holds each one's secret. "ops" is no
+// part: it is the operators' client (comfortctl, scripts), a service
+// account with the admin role.
 var serviceClients = []struct{ part, clientID, secretVar string }{
 	{"auth-gateway", "comfortech-auth-gateway", "COMFORT_AUTH_GATEWAY_CLIENT_SECRET"},
 	{"main-gateway", "comfortech-main-gateway", "COMFORT_MAIN_GATEWAY_CLIENT_SECRET"},
@@ -26,6 +28,7 @@ var serviceClients = []struct{ part, clientID, secretVar string }{
 	{"data", "comfortech-data", "COMFORT_DATA_CLIENT_SECRET"},
 	{"device", "comfortech-device", "COMFORT_DEVICE_CLIENT_SECRET"},
 	{"notify", "comfortech-notify", "COMFORT_NOTIFY_CLIENT_SECRET"},
+	{"ops", "comfortech-ops", "COMFORT_OPS_CLIENT_SECRET"},
 }
 
 // identity is the embedded identity provider and what every part needs to

@@ -19,13 +19,14 @@ import (
 const RoleService = "service"
 
 // DefaultAllowedClients are the clients of the platform's realm whose tokens
-// its parts accept: the mobile app, the admin panel and the platform's
-// service accounts.
+// its parts accept: the mobile app, the admin panel, the platform's
+// service accounts and the operators' service account (comfortech-ops,
+// which comfortctl and scripts log in with).
 func DefaultAllowedClients() []string {
 	return []string{
 		"comfortech", "comfortech-admin",
 		"comfortech-auth-gateway", "comfortech-main-gateway", "comfortech-admin-gateway",
-		"comfortech-data", "comfortech-device", "comfortech-notify",
+		"comfortech-data", "comfortech-device", "comfortech-notify", "comfortech-ops",
 	}
 }
 

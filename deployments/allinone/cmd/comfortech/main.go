@@ -15,6 +15,10 @@ import (
 	"github.com/comfortech/platform/libs/process"
 )
 
+// opsClient is the realm's operators' client, a service account with the
+// admin role whose secret the platform keeps in the data directory.
+const opsClient = "comfortech-ops"
+
 func main() {
 	process.Main("comfortech", func(c allinone.Config) logging.Config { return c.Log },
 		func(ctx context.Context, cfg allinone.Config, log *zap.Logger) error {
@@ -33,6 +37,8 @@ func main() {
 			} else {
 				fmt.Fprintln(os.Stdout, "Platform and identity-provider admin: admin (password from COMFORT_ADMIN_PASSWORD or the data directory)")
 			}
+			fmt.Fprintf(os.Stdout, "Operators' client (comfortctl login --client-id %s): secret in %s\n",
+				opsClient, filepath.Join(cfg.DataDir, "secrets", "client-"+opsClient))
 			return p.Wait()
 		})
 }
