@@ -16,7 +16,9 @@ import (
 
 // Credential is what a virtual device needs to log in, as issued by
 // provisioning: its id (also its MQTT client id and username), its secret
-// (the MQTT password), and the serial and model it reports.
+// (the MQTT password), and the serial and model it reports; plus the claim
+// code a user pairs it with, which provisioning shows once like the
+// secret, so a credentials file is the record of both.
 type Credential struct {
 	// ID is the device id.
 	ID string `json:"id"`
@@ -27,6 +29,9 @@ type Credential struct {
 	// Model is the product model; models containing "purifier" also report
 	// pm25 and filter_life.
 	Model string `json:"model,omitempty"`
+	// ClaimCode is the code a user claims the device with; the simulator
+	// does not use it.
+	ClaimCode string `json:"claim_code,omitempty"`
 }
 
 // Config describes a fleet of virtual devices. The zero value of every field
@@ -168,10 +173,10 @@ func (c Config) withDefaults() (Config, error) {
 }
 
 // LoadCredentials reads device credentials from a file: JSON (an array of
-// {"id", "secret", "serial", "model"} objects, or an object with such an
-// array under "devices") when the name ends in .json, otherwise CSV with a
-// header row naming the columns id, secret, serial and model (any order;
-// serial and model optional).
+// {"id", "secret", "serial", "model", "claim_code"} objects, or an object
+// with such an array under "devices") when the name ends in .json,
+// otherwise CSV with a header row naming the columns id, secret, serial,
+// model and claim_code (any order; all but id and secret optional).
 func LoadCredentials(path string) ([]Credential, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -210,9 +215,9 @@ func SaveCredentials(path string, creds []Credential) (err error) {
 		err = enc.Encode(creds)
 	} else {
 		cw := csv.NewWriter(f)
-		_ = cw.Write([]string{"id", "secret", "serial", "model"})
+		_ = cw.Write([]string{"id", "secret", "serial", "model", "claim_code"})
 		for _, c := range creds {
-			_ = cw.Write([]string{c.ID, c.Secret, c.Serial, c.Model})
+			_ = cw.Write([]string{c.ID, c.Secret, c.Serial, c.Model, c.ClaimCode})
 		}
 		cw.Flush()
 		err = cw.Error()
@@ -251,7 +256,7 @@ func readCSV(r io.Reader) ([]Credential, error) {
 	if err != nil {
 		return nil, fmt.Errorf("header: %w", err)
 	}
-	col := map[string]int{"id": -1, "secret": -1, "serial": -1, "model": -1}
+	col := map[string]int{"id": -1, "secret": -1, "serial": -1, "model": -1, "claim_code": -1}
 	for i, h := range header {
 		h = strings.ToLower(strings.TrimSpace(h))
 		if _, ok := col[h]; ok {
@@ -278,7 +283,7 @@ func readCSV(r io.Reader) ([]Credential, error) {
 		}
 		creds = append(creds, Credential{
 			ID: field(rec, "id"), Secret: field(rec, "secret"),
-			Serial: field(rec, "serial"), Model: field(rec, "model"),
+			Serial: field(rec, "serial"), Model: field(rec, "model"), ClaimCode: field(rec, "claim_code"),
 		})
 	}
 }

@@ -416,7 +416,7 @@ func TestLoadCredentials(t *testing.T) {
 // secrets of the first.
 func TestSaveCredentials(t *testing.T) {
 	t.Parallel()
-	want := []simulator.Credential{{ID: "a", Secret: "x,\"y", Serial: "S1", Model: "TH"}, {ID: "b", Secret: "z"}}
+	want := []simulator.Credential{{ID: "a", Secret: "x,\"y", Serial: "S1", Model: "TH", ClaimCode: "PRINTED-1"}, {ID: "b", Secret: "z"}}
 	dir := t.TempDir()
 	for _, name := range []string{"creds.json", "creds.csv", "creds"} {
 		t.Run(name, func(t *testing.T) {
