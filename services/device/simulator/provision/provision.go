@@ -3,27 +3,21 @@
 // provisioned devices: it logs an administrator in through the auth gateway
 // (POST /v1/auth/login) when no token is given, and batch-provisions
 // devices through the admin gateway (POST
-// /v1/fleet/devices:batch-provision), in batches the API accepts.
+// /v1/fleet/devices:batch-provision), in batches the API accepts. The
+// simulator command and `comfortctl devices provision` use it.
 //
-// It speaks the gateways' REST envelope ({"success", "data" | "error"});
-// package simulator knows nothing of HTTP.
+// It speaks the gateways' REST envelope through package apiclient; package
+// simulator knows nothing of HTTP.
 package provision
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
-	"strings"
 	"time"
 
-	"google.golang.org/protobuf/encoding/protojson"
-	"google.golang.org/protobuf/proto"
-
-	"github.com/comfortech/platform/libs/web"
+	"github.com/comfortech/platform/libs/apiclient"
 	devicev1 "github.com/comfortech/platform/proto/comfortech/device/v1"
 	"github.com/comfortech/platform/services/device/internal/app"
 	"github.com/comfortech/platform/services/device/simulator"
@@ -33,35 +27,11 @@ import (
 // (comfortech.device.v1.BatchProvisionDevicesRequest.requests).
 const MaxBatch = app.MaxBatch
 
-// Defaults applied by Provision.
-const (
-	// DefaultModel is the model of provisioned devices when none is given.
-	DefaultModel = "thermostat-t1"
-	// defaultTimeout bounds each HTTP call when the client has no timeout;
-	// hashing a thousand secrets takes the service a few seconds.
-	defaultTimeout = 2 * time.Minute
-)
+// DefaultModel is the model of provisioned devices when none is given.
+const DefaultModel = "thermostat-t1"
 
 // APIError is an error answer of a gateway, in the envelope's terms.
-type APIError struct {
-	// Status is the HTTP status.
-	Status int
-	// Code is the envelope's error code: INVALID_ARGUMENT, UNAUTHENTICATED, ...
-	Code string
-	// Message is the envelope's error message.
-	Message string
-	// Field names the offending request field, when the gateway said.
-	Field string
-}
-
-// Error implements error.
-func (e *APIError) Error() string {
-	s := fmt.Sprintf("%d %s: %s", e.Status, e.Code, e.Message)
-	if e.Field != "" {
-		s += " (field " + e.Field + ")"
-	}
-	return s
-}
+type APIError = apiclient.APIError
 
 // Login logs username in through the auth gateway at authURL
 // (http://host:8081) and returns the access token.
@@ -69,15 +39,12 @@ func Login(ctx context.Context, hc *http.Client, authURL, username, password str
 	var tokens struct {
 		AccessToken string `json:"access_token"`
 	}
-	body, err := json.Marshal(map[string]string{"username": username, "password": password})
-	if err != nil {
-		return "", err
-	}
-	data, err := post(ctx, hc, strings.TrimRight(authURL, "/")+"/v1/auth/login", "", body)
+	api := &apiclient.Client{BaseURL: authURL, HTTP: hc}
+	err := api.Do(ctx, http.MethodPost, "/v1/auth/login", nil, map[string]string{"username": username, "password": password}, &tokens)
 	if err != nil {
 		return "", fmt.Errorf("provision: login as %s: %w", username, err)
 	}
-	if err := json.Unmarshal(data, &tokens); err != nil || tokens.AccessToken == "" {
+	if tokens.AccessToken == "" {
 		return "", fmt.Errorf("provision: login as %s: no access token in the answer", username)
 	}
 	return tokens.AccessToken, nil
@@ -100,26 +67,41 @@ type Request struct {
 	BatchSize int
 }
 
+// Device is one device to provision, as the factory recorded it.
+type Device struct {
+	// Serial is the serial number printed on the device.
+	Serial string
+	// Model is the device model id.
+	Model string
+	// FirmwareVersion is the factory firmware (optional).
+	FirmwareVersion string
+	// ClaimCode is the code printed on the device (optional: the service
+	// generates one).
+	ClaimCode string
+}
+
 // Client provisions devices through an admin gateway.
 type Client struct {
 	// AdminURL is the admin gateway's base URL, e.g. http://localhost:8082.
 	AdminURL string
 	// Token is an administrator's access token.
 	Token string
+	// TokenSource, when set, is asked for the token of each call instead
+	// of Token, for callers that refresh it during a long run.
+	TokenSource func(ctx context.Context) (string, error)
 	// HTTP is the client to call with (nil: one with a generous timeout).
 	HTTP *http.Client
+	// Progress, when set, is called after each batch with the number of
+	// devices provisioned so far and the total.
+	Progress func(done, total int)
 }
 
-// Provision provisions r.Count devices, r.BatchSize at a time, and returns
-// their credentials in serial order. Each batch is all or nothing; when a
-// batch fails, Provision returns the credentials of the batches before it
-// with the error, since their secrets cannot be read again.
+// Provision provisions r.Count devices with generated serials, r.BatchSize
+// at a time, and returns their credentials in serial order (see
+// ProvisionDevices).
 func (c *Client) Provision(ctx context.Context, r Request) ([]simulator.Credential, error) {
 	if r.Count <= 0 {
 		return nil, errors.New("provision: count must be positive")
-	}
-	if r.BatchSize <= 0 || r.BatchSize > MaxBatch {
-		r.BatchSize = MaxBatch
 	}
 	if r.Model == "" {
 		r.Model = DefaultModel
@@ -127,89 +109,52 @@ func (c *Client) Provision(ctx context.Context, r Request) ([]simulator.Credenti
 	if r.SerialPrefix == "" {
 		r.SerialPrefix = "SIM-" + time.Now().UTC().Format("20060102T150405")
 	}
-	url := strings.TrimRight(c.AdminURL, "/") + "/v1/fleet/devices:batch-provision"
-	creds := make([]simulator.Credential, 0, r.Count)
-	for first := 0; first < r.Count; first += r.BatchSize {
+	devices := make([]Device, r.Count)
+	for i := range devices {
+		devices[i] = Device{Serial: fmt.Sprintf("%s-%06d", r.SerialPrefix, i+1), Model: r.Model, FirmwareVersion: r.FirmwareVersion}
+	}
+	return c.ProvisionDevices(ctx, devices, r.BatchSize)
+}
+
+// ProvisionDevices provisions devices, batchSize at a time (0 or more than
+// MaxBatch: MaxBatch), and returns their credentials in the same order.
+// Each batch is all or nothing; when a batch fails, ProvisionDevices
+// returns the credentials of the batches before it with the error, since
+// their secrets cannot be read again.
+func (c *Client) ProvisionDevices(ctx context.Context, devices []Device, batchSize int) ([]simulator.Credential, error) {
+	if len(devices) == 0 {
+		return nil, errors.New("provision: no devices")
+	}
+	if batchSize <= 0 || batchSize > MaxBatch {
+		batchSize = MaxBatch
+	}
+	api := &apiclient.Client{BaseURL: c.AdminURL, HTTP: c.HTTP, Token: c.TokenSource}
+	if api.Token == nil {
+		api.Token = func(context.Context) (string, error) { return c.Token, nil }
+	}
+	creds := make([]simulator.Credential, 0, len(devices))
+	for first := 0; first < len(devices); first += batchSize {
+		batch := devices[first:min(first+batchSize, len(devices))]
 		req := &devicev1.BatchProvisionDevicesRequest{}
-		for i := first; i < min(first+r.BatchSize, r.Count); i++ {
+		for _, d := range batch {
 			req.Requests = append(req.Requests, &devicev1.ProvisionDeviceRequest{
-				Serial: fmt.Sprintf("%s-%06d", r.SerialPrefix, i+1), Model: r.Model, FirmwareVersion: r.FirmwareVersion,
+				Serial: d.Serial, Model: d.Model, FirmwareVersion: d.FirmwareVersion, ClaimCode: d.ClaimCode,
 			})
 		}
 		var resp devicev1.BatchProvisionDevicesResponse
-		if err := c.call(ctx, url, req, &resp); err != nil {
-			return creds, fmt.Errorf("provision: devices %d to %d: %w", first+1, first+len(req.Requests), err)
+		if err := api.Do(ctx, http.MethodPost, "/v1/fleet/devices:batch-provision", nil, req, &resp); err != nil {
+			return creds, fmt.Errorf("provision: devices %d to %d: %w", first+1, first+len(batch), err)
 		}
-		if len(resp.GetItems()) != len(req.GetRequests()) {
-			return creds, fmt.Errorf("provision: devices %d to %d: %d answered", first+1, first+len(req.Requests), len(resp.GetItems()))
+		if len(resp.GetItems()) != len(batch) {
+			return creds, fmt.Errorf("provision: devices %d to %d: %d answered", first+1, first+len(batch), len(resp.GetItems()))
 		}
 		for _, d := range resp.GetItems() {
-			creds = append(creds, simulator.Credential{ID: d.GetDeviceId(), Secret: d.GetSecret(), Serial: d.GetSerial(), Model: d.GetModel()})
+			creds = append(creds, simulator.Credential{ID: d.GetDeviceId(), Secret: d.GetSecret(), Serial: d.GetSerial(),
+				Model: d.GetModel(), ClaimCode: d.GetClaimCode()})
+		}
+		if c.Progress != nil {
+			c.Progress(len(creds), len(devices))
 		}
 	}
 	return creds, nil
-}
-
-// call posts req as the administrator and decodes the answer's data into
-// resp.
-func (c *Client) call(ctx context.Context, url string, req, resp proto.Message) error {
-	body, err := protojson.MarshalOptions{UseProtoNames: true}.Marshal(req)
-	if err != nil {
-		return err
-	}
-	data, err := post(ctx, c.HTTP, url, c.Token, body)
-	if err != nil {
-		return err
-	}
-	if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(data, resp); err != nil {
-		return fmt.Errorf("answer: %w", err)
-	}
-	return nil
-}
-
-// envelope is the gateways' answer (see package web).
-type envelope struct {
-	Success bool            `json:"success"`
-	Data    json.RawMessage `json:"data"`
-	Error   *web.ErrorBody  `json:"error"`
-}
-
-// post sends body as JSON to url, with token as bearer when set, and
-// returns the envelope's data, or its error as an *APIError.
-func post(ctx context.Context, hc *http.Client, url, token string, body []byte) (json.RawMessage, error) {
-	if hc == nil {
-		hc = &http.Client{Timeout: defaultTimeout}
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	if err != nil {
-		return nil, err
-	}
-	var env envelope
-	if err := json.Unmarshal(raw, &env); err != nil {
-		return nil, fmt.Errorf("%s answered %d without the envelope", url, resp.StatusCode)
-	}
-	if resp.StatusCode != http.StatusOK || !env.Success {
-		e := &APIError{Status: resp.StatusCode}
-		if env.Error != nil {
-			e.Code, e.Message = env.Error.Code, env.Error.Message
-			if len(env.Error.Details) > 0 {
-				e.Field = env.Error.Details[0].Field
-			}
-		}
-		return nil, e
-	}
-	return env.Data, nil
 }
