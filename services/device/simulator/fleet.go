@@ -62,27 +62,37 @@ type counters struct {
 	commandsReceived, commandsAnswered, commandsExpired, desiredApplied atomic.Uint64
 }
 
-// Stats is a snapshot of a fleet's activity since New.
+// Stats is a snapshot of a fleet's activity since New. Its JSON form has
+// snake_case names, for tools that print it.
 type Stats struct {
 	// Devices is the fleet size; Connected how many are connected now.
-	Devices, Connected int
+	Devices   int `json:"devices"`
+	Connected int `json:"connected"`
 	// Connects counts accepted connections, ConnectFailures refused or
 	// failed attempts, Lost connections broken from outside, Drops the
 	// devices taken offline by the simulator (flaps, reboots, Drop).
-	Connects, ConnectFailures, Lost, Drops uint64
+	Connects        uint64 `json:"connects"`
+	ConnectFailures uint64 `json:"connect_failures"`
+	Lost            uint64 `json:"lost"`
+	Drops           uint64 `json:"drops"`
 	// Published counts telemetry messages sent, Acked those the broker
 	// acknowledged (counted lazily, at each device's next period and when
 	// Run ends), PublishErrors those that failed or were abandoned on a
 	// lost connection, Skipped the periods a device skipped because
 	// MaxInflight messages were unacknowledged.
-	Published, Acked, PublishErrors, Skipped uint64
+	Published     uint64 `json:"published"`
+	Acked         uint64 `json:"acked"`
+	PublishErrors uint64 `json:"publish_errors"`
+	Skipped       uint64 `json:"skipped"`
 	// Events counts alarms published.
-	Events uint64
+	Events uint64 `json:"events"`
 	// CommandsReceived counts commands received, CommandsAnswered results
 	// published, CommandsExpired commands dropped past their expires_at.
-	CommandsReceived, CommandsAnswered, CommandsExpired uint64
+	CommandsReceived uint64 `json:"commands_received"`
+	CommandsAnswered uint64 `json:"commands_answered"`
+	CommandsExpired  uint64 `json:"commands_expired"`
 	// DesiredApplied counts desired-state documents applied and reported.
-	DesiredApplied uint64
+	DesiredApplied uint64 `json:"desired_applied"`
 }
 
 // String formats s on one line for logs and consoles.
