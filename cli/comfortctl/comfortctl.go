@@ -1,8 +1,8 @@
 // Package comfortctl is the command-line client of the Comfortech platform
 // for operators and scripts: it logs in, reports the health of every part,
-// applies and diffs the environment configuration and lists and inspects
-// devices, through the gateways' REST APIs. Run is the whole program;
-// command comfortctl only calls it, so tests drive it in-process.
+// applies and diffs the environment configuration and lists, inspects and
+// provisions devices, through the gateways' REST APIs. Run is the whole
+// program; command comfortctl only calls it, so tests drive it in-process.
 //
 // Exit codes, which scripts may rely on:
 //
@@ -138,6 +138,7 @@ type app struct {
 	authURL, adminURL string
 	issuer            string
 	ops               map[string]string
+	forceProgress     bool
 	timeout           time.Duration
 
 	// started is set once cobra has accepted the command line and the
@@ -172,6 +173,7 @@ message and fields); 2 usage error (nothing was sent); 3 diff found changes.`,
 	f.StringVar(&a.adminURL, "admin-url", "", "admin gateway URL (env COMFORTCTL_ADMIN_URL; default the session's, else "+defaultAdminURL+")")
 	f.StringVar(&a.issuer, "issuer", "", "realm URL for client-credentials logins (env COMFORTCTL_ISSUER; default the session's, else "+defaultIssuer+")")
 	f.StringToStringVar(&a.ops, "ops", nil, "ops listeners for status, part=host:port,... (env COMFORTCTL_OPS; default the session's, else make run's ports)")
+	f.BoolVar(&a.forceProgress, "progress", false, "show progress bars on stderr even when it is not a terminal")
 	f.DurationVar(&a.timeout, "timeout", defaultTimeout, "time limit of each HTTP request")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 

@@ -25,6 +25,7 @@ import (
 	"github.com/comfortech/platform/libs/web"
 	adminv1 "github.com/comfortech/platform/proto/comfortech/admin/v1"
 	datav1 "github.com/comfortech/platform/proto/comfortech/data/v1"
+	devicev1 "github.com/comfortech/platform/proto/comfortech/device/v1"
 )
 
 // result is what one comfortctl run left.
@@ -67,7 +68,9 @@ type gateways struct {
 	refreshes int
 	logouts   int
 	devices   []*datav1.Device
+	batches   []int
 	applied   map[string]bool // configured items, for config:apply
+	adminHits int
 }
 
 func newGateways(t *testing.T) *gateways {
@@ -128,6 +131,7 @@ func newGateways(t *testing.T) *gateways {
 		web.WriteError(w, r, status.Error(codes.NotFound, "device not found"))
 	}))
 	admin.HandleFunc("POST /v1/config:apply", g.authorized(g.apply))
+	admin.HandleFunc("POST /v1/fleet/devices:batch-provision", g.authorized(g.batchProvision))
 	g.admin = httptest.NewServer(admin)
 	t.Cleanup(g.admin.Close)
 	return g
@@ -149,6 +153,7 @@ func (g *gateways) issue() map[string]any {
 func (g *gateways) authorized(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		g.mu.Lock()
+		g.adminHits++
 		ok := g.valid[strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")]
 		g.mu.Unlock()
 		if !ok {
@@ -157,6 +162,13 @@ func (g *gateways) authorized(h http.HandlerFunc) http.HandlerFunc {
 		}
 		h(w, r)
 	}
+}
+
+// hits counts the admin gateway's calls.
+func (g *gateways) hits() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.adminHits
 }
 
 // writeProto answers m in the envelope, as the gateways' marshaler does.
@@ -221,6 +233,39 @@ func (g *gateways) apply(w http.ResponseWriter, r *http.Request) {
 		}
 		resp.Items = append(resp.Items, c)
 	}
+	writeProto(w, resp)
+}
+
+// batchProvision provisions a batch of at most 1000 devices; a serial
+// shorter than 3 characters refuses the whole batch, naming it.
+func (g *gateways) batchProvision(w http.ResponseWriter, r *http.Request) {
+	var in devicev1.BatchProvisionDevicesRequest
+	b := new(bytes.Buffer)
+	_, _ = b.ReadFrom(r.Body)
+	if err := protojson.Unmarshal(b.Bytes(), &in); err != nil || len(in.GetRequests()) == 0 || len(in.GetRequests()) > 1000 {
+		web.WriteError(w, r, status.Error(codes.InvalidArgument, "invalid request: requests"))
+		return
+	}
+	resp := &devicev1.BatchProvisionDevicesResponse{}
+	for i, d := range in.GetRequests() {
+		if len(d.GetSerial()) < 3 {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusBadRequest)
+			_ = json.NewEncoder(w).Encode(web.Failure{Error: web.ErrorBody{Code: "INVALID_ARGUMENT",
+				Message: "invalid request: serial too short", Details: []web.FieldDetail{
+					{Field: fmt.Sprintf("requests[%d].serial", i), Description: "value length must be at least 3 characters"}}}})
+			return
+		}
+		code := d.GetClaimCode()
+		if code == "" {
+			code = "GEN-" + d.GetSerial()
+		}
+		resp.Items = append(resp.Items, &devicev1.ProvisionedDevice{DeviceId: "id-" + d.GetSerial(), Serial: d.GetSerial(),
+			Model: d.GetModel(), Secret: "secret-" + d.GetSerial(), ClaimCode: code})
+	}
+	g.mu.Lock()
+	g.batches = append(g.batches, len(in.GetRequests()))
+	g.mu.Unlock()
 	writeProto(w, resp)
 }
 

@@ -19,11 +19,11 @@ import (
 func (a *app) devicesCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "devices",
-		Short: "List and inspect the fleet's devices",
+		Short: "List, inspect and provision the fleet's devices",
 		Args:  groupArgs,
 		RunE:  groupRun,
 	}
-	cmd.AddCommand(a.devicesListCommand(), a.devicesGetCommand())
+	cmd.AddCommand(a.devicesListCommand(), a.devicesGetCommand(), a.devicesProvisionCommand())
 	return cmd
 }
 
