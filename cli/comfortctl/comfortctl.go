@@ -1,9 +1,10 @@
 // Package comfortctl is the command-line client of the Comfortech platform
 // for operators and scripts: it logs in, reports the health of every part,
 // applies and diffs the environment configuration, lists, inspects and
-// provisions devices, through the gateways' REST APIs, and injects test
-// notifications into Kafka. Run is the whole program; command comfortctl
-// only calls it, so tests drive it in-process.
+// provisions devices, injects test notifications and runs the device
+// simulator, through the gateways' REST APIs (and Kafka and MQTT for the
+// last two). Run is the whole program; command comfortctl only calls it,
+// so tests drive it in-process.
 //
 // Exit codes, which scripts may rely on:
 //
@@ -125,6 +126,7 @@ const (
 	defaultAdminURL = "http://localhost:8082"
 	defaultIssuer   = "http://localhost:8090/realms/comfortech"
 	defaultBrokers  = "127.0.0.1:19092"
+	defaultMQTT     = "tcp://localhost:11883"
 	defaultTimeout  = 2 * time.Minute
 )
 
@@ -155,7 +157,7 @@ type app struct {
 func (a *app) rootCommand() *cobra.Command {
 	root := &cobra.Command{
 		Use:   "comfortctl",
-		Short: "Operate a Comfortech platform: login, status, environment configuration, devices, notifications",
+		Short: "Operate a Comfortech platform: login, status, environment configuration, devices, notifications, simulator",
 		Long: `comfortctl talks to the platform's gateways (auth :8081, admin :8082) and ops
 listeners, as an administrator logged in with a password or as the ops
 service-account client.
@@ -180,7 +182,7 @@ message and fields); 2 usage error (nothing was sent); 3 diff found changes.`,
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 
 	root.AddCommand(a.loginCommand(), a.logoutCommand(), a.statusCommand(),
-		a.applyCommand(false), a.applyCommand(true), a.devicesCommand(), a.notifyCommand())
+		a.applyCommand(false), a.applyCommand(true), a.devicesCommand(), a.notifyCommand(), a.simulateCommand())
 	a.markStart(root)
 	return root
 }
