@@ -100,5 +100,14 @@ func startIdentity(ctx context.Context, st *starter, baseURL, adminPassword stri
 		return nil, fmt.Errorf("identity provider: %w", err)
 	}
 	id.provider = p
+	// A realm is imported once: a data directory older than a client of
+	// the realm file lacks it, and logins with its kept secret fail.
+	for _, c := range serviceClients {
+		if secret, err := p.ClientSecret(ctx, realm, c.clientID); err != nil || secret != id.secrets[c.part] {
+			log.Warn("the realm in the data directory lacks this client or its kept secret (it was imported from an older "+
+				"realm file): its logins will be refused; a new data directory imports the current realm file",
+				zap.String("client", c.clientID))
+		}
+	}
 	return id, nil
 }

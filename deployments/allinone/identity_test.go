@@ -2,14 +2,22 @@ package allinone_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/comfortech/platform/deployments/allinone"
+	"github.com/comfortech/platform/deployments/allinone/devstack/idp/idptest"
 )
 
 // call sends a JSON request to the platform and decodes the envelope.
@@ -185,4 +193,50 @@ func TestIdentityEndToEnd(t *testing.T) {
 func newUUID(t testing.TB) string {
 	t.Helper()
 	return uuid.NewString()
+}
+
+// TestRealmLackingAClient starts the platform on a realm file without the
+// comfortech-ops client, as a data directory imported before the client
+// existed holds: the start warns about that client, and about no other.
+func TestRealmLackingAClient(t *testing.T) {
+	raw, err := os.ReadFile(idptest.RealmFile(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var realm map[string]any
+	if err := json.Unmarshal(raw, &realm); err != nil {
+		t.Fatal(err)
+	}
+	without := func(key, field string) {
+		var kept []any
+		for _, item := range realm[key].([]any) {
+			if v, _ := item.(map[string]any)[field].(string); v != "comfortech-ops" {
+				kept = append(kept, item)
+			}
+		}
+		realm[key] = kept
+	}
+	without("clients", "clientId")
+	without("users", "serviceAccountClientId")
+	raw, _ = json.Marshal(realm)
+	file := filepath.Join(t.TempDir(), "realm.json")
+	if err := os.WriteFile(file, raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	core, logs := observer.New(zap.WarnLevel)
+	ctx, cancel := context.WithCancel(context.Background())
+	p, err := allinone.Start(ctx, allinone.Config{DataDir: t.TempDir(), Host: "127.0.0.1", EphemeralPorts: true,
+		KafkaPartitions: 1, RealmFile: file, AdminPassword: "Admin-Passw0rd"}, zap.New(core))
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	defer stop(t, p, cancel)
+	var clients []string
+	for _, e := range logs.FilterMessageSnippet("lacks this client").All() {
+		clients = append(clients, e.ContextMap()["client"].(string))
+	}
+	if fmt.Sprint(clients) != "[comfortech-ops]" {
+		t.Errorf("warned about %v, want comfortech-ops alone", clients)
+	}
 }
