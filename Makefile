@@ -8,7 +8,7 @@ export PATH := $(BIN):$(PATH)
 # Every binary the platform ships; the images build them the same way.
 CMDS := services/data/cmd/data services/device/cmd/device services/notify/cmd/notify \
         gateways/main/cmd/main-gateway gateways/auth/cmd/auth-gateway gateways/admin/cmd/admin-gateway \
-        deployments/allinone/cmd/comfortech
+        deployments/allinone/cmd/comfortech cli/comfortctl/cmd/comfortctl
 
 .PHONY: run test bench build generate proto-check lint tools help
 
