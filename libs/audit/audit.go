@@ -6,7 +6,7 @@
 // A service lists its audited gRPC methods in a Methods table and installs
 // Interceptor after authentication: every call of a listed method is
 // recorded, succeeded or failed, with the caller taken from the verified
-// token. Fields marked `debug_redact` in the protos (secrets, claim codes)
+// token — except a request with `validate_only` set, which changes nothing. Fields marked `debug_redact` in the protos (secrets, claim codes)
 // never reach the record.
 package audit
 
@@ -165,10 +165,10 @@ func (r *Recorder) Interceptor(ms Methods) grpc.UnaryServerInterceptor {
 	}
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 		m, ok := ms[info.FullMethod]
-		if !ok {
+		reqMsg, _ := req.(proto.Message)
+		if !ok || validateOnly(reqMsg) {
 			return handler(ctx, req)
 		}
-		reqMsg, _ := req.(proto.Message)
 		var before map[string]*structpb.Struct
 		if m.Before != nil && reqMsg != nil && !strings.HasPrefix(m.ID, responsePrefix) {
 			before = r.load(ctx, m, reqMsg)
@@ -178,6 +178,17 @@ func (r *Recorder) Interceptor(ms Methods) grpc.UnaryServerInterceptor {
 		r.record(ctx, m, reqMsg, respMsg, before, err)
 		return resp, err
 	}
+}
+
+// validateOnly reports whether req only asks what a change would do (its
+// `validate_only` field is set): nothing changes, nothing is recorded.
+func validateOnly(req proto.Message) bool {
+	if req == nil {
+		return false
+	}
+	r := req.ProtoReflect()
+	fd := r.Descriptor().Fields().ByName("validate_only")
+	return fd != nil && fd.Kind() == protoreflect.BoolKind && r.Get(fd).Bool()
 }
 
 // responsePrefix marks an id path in the response.

@@ -17,6 +17,7 @@ import (
 	"github.com/comfortech/platform/libs/audit"
 	"github.com/comfortech/platform/libs/auth"
 	"github.com/comfortech/platform/libs/kafka"
+	datav1 "github.com/comfortech/platform/proto/comfortech/data/v1"
 	devicev1 "github.com/comfortech/platform/proto/comfortech/device/v1"
 	eventsv1 "github.com/comfortech/platform/proto/comfortech/events/v1"
 )
@@ -198,5 +199,28 @@ func TestCheck(t *testing.T) {
 		if err := c.ms.Check(); (err == nil) != c.ok {
 			t.Errorf("%s: %v", c.name, err)
 		}
+	}
+}
+
+// TestValidateOnly: a request that only validates changes nothing and is
+// not recorded.
+func TestValidateOnly(t *testing.T) {
+	s := &sink{}
+	r, err := audit.NewRecorder(s, "/services/data", zap.NewNop(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const put = "/comfortech.data.v1.DeviceModelService/PutDeviceModel"
+	intercept := r.Interceptor(audit.Methods{put: {Action: "device_model.put", ResourceType: "device_model", ID: "model.id", After: "model"}})
+	for _, validate := range []bool{true, false} {
+		req := &datav1.PutDeviceModelRequest{Model: &datav1.DeviceModel{Id: "m1", Title: "M"}, ValidateOnly: validate}
+		if _, err := intercept(context.Background(), req, &grpc.UnaryServerInfo{FullMethod: put}, func(context.Context, any) (any, error) {
+			return &datav1.PutDeviceModelResponse{Model: req.GetModel(), Created: true, Changed: true}, nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(s.msgs) != 1 {
+		t.Fatalf("%d records for a validating and a real put, want 1", len(s.msgs))
 	}
 }
