@@ -14,12 +14,14 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/comfortech/platform/cli/comfortctl"
 	"github.com/comfortech/platform/libs/web"
@@ -129,6 +131,21 @@ func newGateways(t *testing.T) *gateways {
 			}
 		}
 		web.WriteError(w, r, status.Error(codes.NotFound, "device not found"))
+	}))
+	admin.HandleFunc("GET /v1/fleet/devices/{id}/presence/events", g.authorized(func(w http.ResponseWriter, r *http.Request) {
+		writeProto(w, &devicev1.ListDevicePresenceEventsResponse{Items: []*devicev1.PresenceEvent{
+			{Online: false, Reason: devicev1.PresenceReason_PRESENCE_REASON_CONNECTION_LOST, Time: timestamppb.New(time.Unix(1_800_000_100, 0))},
+			{Online: true, Reason: devicev1.PresenceReason_PRESENCE_REASON_CONNECTED, Time: timestamppb.New(time.Unix(1_800_000_000, 0))},
+		}})
+	}))
+	admin.HandleFunc("GET /v1/fleet/devices/{id}/commands", g.authorized(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("page_size") != "10" {
+			web.WriteError(w, r, status.Error(codes.InvalidArgument, "page_size"))
+			return
+		}
+		writeProto(w, &devicev1.ListDeviceCommandsResponse{Items: []*devicev1.Command{
+			{Id: "c1", Name: "reboot", Status: devicev1.CommandStatus_COMMAND_STATUS_SUCCEEDED, CreateTime: timestamppb.New(time.Unix(1_800_000_050, 0))},
+		}})
 	}))
 	admin.HandleFunc("POST /v1/config:apply", g.authorized(g.apply))
 	admin.HandleFunc("POST /v1/fleet/devices:batch-provision", g.authorized(g.batchProvision))
@@ -459,9 +476,25 @@ func TestDevicesOutput(t *testing.T) {
 	if !hasRow(r.stdout, "DEVICE", id) || !hasRow(r.stdout, "serial", "CT-00007") || !hasRow(r.stdout, "online", "no") {
 		t.Errorf("get:\n%s", r.stdout)
 	}
+	if !hasRow(r.stdout, "offline", "connection_lost", "2027-01-15T08:01:40Z") || !hasRow(r.stdout, "online", "connected", "2027-01-15T08:00:00Z") ||
+		!hasRow(r.stdout, "reboot", "succeeded", "2027-01-15T08:00:50Z", "-", "-") {
+		t.Errorf("get: no presence history or commands:\n%s", r.stdout)
+	}
 	r = run(t, "", append(flags, "-o", "json", "devices", "get", id)...).want(t, 0, "get json")
+	var picture struct {
+		Device         json.RawMessage
+		PresenceEvents json.RawMessage `json:"presence_events"`
+		RecentCommands json.RawMessage `json:"recent_commands"`
+	}
 	var fd datav1.FleetDevice
-	if err := protojson.Unmarshal([]byte(r.stdout), &fd); err != nil || fd.GetDevice().GetSerial() != "CT-00007" {
-		t.Errorf("get json: %v\n%s", err, r.stdout)
+	var cmds devicev1.ListDeviceCommandsResponse
+	if err := json.Unmarshal([]byte(r.stdout), &picture); err != nil {
+		t.Fatalf("get json: %v\n%s", err, r.stdout)
+	}
+	if err := protojson.Unmarshal(picture.Device, &fd); err != nil || fd.GetDevice().GetSerial() != "CT-00007" {
+		t.Errorf("get json device: %v\n%s", err, r.stdout)
+	}
+	if err := protojson.Unmarshal(picture.RecentCommands, &cmds); err != nil || len(cmds.GetItems()) != 1 {
+		t.Errorf("get json commands: %v\n%s", err, r.stdout)
 	}
 }

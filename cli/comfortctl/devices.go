@@ -11,9 +11,12 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
 
 	datav1 "github.com/comfortech/platform/proto/comfortech/data/v1"
+	devicev1 "github.com/comfortech/platform/proto/comfortech/device/v1"
 )
 
 func (a *app) devicesCommand() *cobra.Command {
@@ -118,17 +121,89 @@ every page, or the first --limit devices. Filters combine with AND.`,
 
 func (a *app) devicesGetCommand() *cobra.Command {
 	return &cobra.Command{
-		Use:   "get ID",
-		Short: "A device's full picture: registry entry, owner, members, home, state, telemetry, alert rules and alerts",
-		Args:  exactArgs(1, "one device id"),
+		Use: "get ID",
+		Short: "A device's full picture: registry entry, owner, members, home, state, telemetry, alert rules, " +
+			"alerts, presence history and recent commands",
+		Args: exactArgs(1, "one device id"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var resp datav1.GetFleetDeviceResponse
-			if err := a.adminAPI().Do(cmd.Context(), http.MethodGet, "/v1/fleet/devices/"+url.PathEscape(args[0]), nil, nil, &resp); err != nil {
-				return fmt.Errorf("get device %s: %w", args[0], err)
+			path := "/v1/fleet/devices/" + url.PathEscape(args[0])
+			recent := url.Values{"page_size": {strconv.Itoa(recentItems)}}
+			var (
+				dev      datav1.GetFleetDeviceResponse
+				presence devicev1.ListDevicePresenceEventsResponse
+				commands devicev1.ListDeviceCommandsResponse
+			)
+			// The registry's picture comes from the data service; presence
+			// history and commands from the device service.
+			for _, c := range []struct {
+				path  string
+				query url.Values
+				out   proto.Message
+			}{{path, nil, &dev}, {path + "/presence/events", recent, &presence}, {path + "/commands", recent, &commands}} {
+				if err := a.adminAPI().Do(cmd.Context(), http.MethodGet, c.path, c.query, nil, c.out); err != nil {
+					return fmt.Errorf("get device %s: %w", args[0], err)
+				}
 			}
-			return a.print(resp.GetDevice(), func(w io.Writer) { printFleetDevice(w, resp.GetDevice()) })
+			picture, err := jsonObject(map[string]proto.Message{"device": dev.GetDevice(), "presence_events": &presence, "recent_commands": &commands})
+			if err != nil {
+				return err
+			}
+			return a.print(picture, func(w io.Writer) {
+				printFleetDevice(w, dev.GetDevice())
+				printPresence(w, presence.GetItems())
+				printCommands(w, commands.GetItems())
+			})
 		},
 	}
+}
+
+// recentItems is how many presence changes and commands a device's picture
+// shows.
+const recentItems = 10
+
+// printPresence writes a device's latest presence changes.
+func printPresence(w io.Writer, events []*devicev1.PresenceEvent) {
+	if len(events) == 0 {
+		return
+	}
+	fmt.Fprintln(w)
+	rows := [][]string{}
+	for _, e := range events {
+		state := "offline"
+		if e.GetOnline() {
+			state = "online"
+		}
+		rows = append(rows, []string{state, strings.ToLower(strings.TrimPrefix(e.GetReason().String(), "PRESENCE_REASON_")), when(e.GetTime())})
+	}
+	writeTable(w, []string{"PRESENCE", "REASON", "TIME"}, rows)
+}
+
+// printCommands writes a device's recent commands.
+func printCommands(w io.Writer, cmds []*devicev1.Command) {
+	if len(cmds) == 0 {
+		return
+	}
+	fmt.Fprintln(w)
+	rows := [][]string{}
+	for _, c := range cmds {
+		rows = append(rows, []string{c.GetName(), strings.ToLower(strings.TrimPrefix(c.GetStatus().String(), "COMMAND_STATUS_")),
+			when(c.GetCreateTime()), when(c.GetCompleteTime()), orDash(c.GetError())})
+	}
+	writeTable(w, []string{"COMMAND", "STATUS", "REQUESTED", "COMPLETED", "ERROR"}, rows)
+}
+
+// jsonObject renders messages as one JSON object, each under its key, as
+// the gateways write them.
+func jsonObject(parts map[string]proto.Message) (map[string]json.RawMessage, error) {
+	out := make(map[string]json.RawMessage, len(parts))
+	for k, m := range parts {
+		raw, err := protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: true}.Marshal(m)
+		if err != nil {
+			return nil, err
+		}
+		out[k] = raw
+	}
+	return out, nil
 }
 
 // printFleetDevice writes a device's picture as sections.
