@@ -243,8 +243,13 @@ func (in *Ingester) Run(ctx context.Context) error {
 	ackCtx, cancelAck := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelAck()
 	inflight := make(chan sent, maxInFlight-1)
+	// Batches come back once acknowledged and are filled again: a new
+	// BatchSize slice per flush (64 KiB at the default) would be most of
+	// what ingest allocates, and the garbage collections it causes the
+	// tail of its latency.
+	free := make(chan []item, maxInFlight+1)
 	acked := make(chan struct{})
-	go func() { defer close(acked); in.acknowledge(ackCtx, inflight) }()
+	go func() { defer close(acked); in.acknowledge(ackCtx, inflight, free) }()
 	for {
 		var first item
 		select {
@@ -263,8 +268,13 @@ func (in *Ingester) Run(ctx context.Context) error {
 			<-acked
 			return nil
 		}
-		batch := make([]item, 1, in.cfg.BatchSize)
-		batch[0] = first
+		var batch []item
+		select {
+		case batch = <-free:
+		default:
+			batch = make([]item, 0, in.cfg.BatchSize)
+		}
+		batch = append(batch, first)
 		select {
 		case inflight <- in.send(ctx, in.fill(ctx, batch)):
 		case <-ctx.Done():
@@ -323,9 +333,10 @@ func (in *Ingester) fill(ctx context.Context, batch []item) []item {
 // acknowledge waits for the batches in the order they were sent and
 // acknowledges their MQTT messages, in the order they came, once Kafka has
 // them; a batch Kafka refused is published again, with backoff, before
-// any later one is acknowledged. When ctx ends, what is left stays
+// any later one is acknowledged. Acknowledged batches go back to free,
+// emptied, when it has room. When ctx ends, what is left stays
 // unacknowledged.
-func (in *Ingester) acknowledge(ctx context.Context, inflight <-chan sent) {
+func (in *Ingester) acknowledge(ctx context.Context, inflight <-chan sent, free chan<- []item) {
 	for s := range inflight {
 		err := s.err
 		if err == nil {
@@ -340,6 +351,11 @@ func (in *Ingester) acknowledge(ctx context.Context, inflight <-chan sent) {
 			in.handover.Observe(now.Sub(it.received).Seconds())
 		}
 		in.flushed.Add(float64(s.samples))
+		clear(s.batch) // no payload kept alive by a recycled batch
+		select {
+		case free <- s.batch[:0]:
+		default:
+		}
 	}
 }
 
