@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"runtime"
 	"runtime/pprof"
 	"slices"
 	"strconv"
@@ -27,6 +28,7 @@ import (
 	devicev1 "github.com/comfortech/platform/proto/comfortech/device/v1"
 	eventsv1 "github.com/comfortech/platform/proto/comfortech/events/v1"
 	"github.com/comfortech/platform/services/device"
+	"github.com/comfortech/platform/services/device/internal/ingest"
 	"github.com/comfortech/platform/services/device/internal/mosquittotest"
 )
 
@@ -58,7 +60,7 @@ func cpuTime(tb testing.TB) time.Duration {
 }
 
 // connect connects a paho client to url.
-func connect(tb testing.TB, url, clientID, user, pass string, h paho.OnConnectHandler) paho.Client {
+func connect(tb benchTB, url, clientID, user, pass string, h paho.OnConnectHandler) paho.Client {
 	tb.Helper()
 	o := paho.NewClientOptions().AddBroker(url).SetClientID(clientID).SetUsername(user).SetPassword(pass).
 		SetCleanSession(true).SetOrderMatters(false).SetWriteTimeout(10 * time.Second)
@@ -126,7 +128,7 @@ func publishAll(tb testing.TB, clients []paho.Client, topics []string, n int, co
 }
 
 // waitCount waits until count() reaches n.
-func waitCount(tb testing.TB, what string, n int64, count func() int64) {
+func waitCount(tb benchTB, what string, n int64, count func() int64) {
 	tb.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for count() < n {
@@ -389,9 +391,9 @@ type telemetryLatencies struct {
 	received []time.Duration
 }
 
-func (l *telemetryLatencies) consume(ctx context.Context, tb testing.TB, brokers []string) {
+func (l *telemetryLatencies) consume(ctx context.Context, tb benchTB, brokers []string, topic string) {
 	tb.Helper()
-	consumeTopic(ctx, tb, brokers, "device.telemetry", func(cm *sarama.ConsumerMessage) {
+	consumeTopic(ctx, tb, brokers, topic, func(cm *sarama.ConsumerMessage) {
 		now := time.Now()
 		m := kafka.Message{Topic: cm.Topic, Key: cm.Key, Value: cm.Value}
 		for _, h := range cm.Headers {
@@ -417,7 +419,7 @@ func (l *telemetryLatencies) consume(ctx context.Context, tb testing.TB, brokers
 
 // consumeTopic hands every message written to topic from now on to f (one
 // goroutine per partition) until ctx ends.
-func consumeTopic(ctx context.Context, tb testing.TB, brokers []string, topic string, f func(*sarama.ConsumerMessage)) {
+func consumeTopic(ctx context.Context, tb benchTB, brokers []string, topic string, f func(*sarama.ConsumerMessage)) {
 	tb.Helper()
 	sc := sarama.NewConfig()
 	sc.Version = sarama.V3_6_0_0
@@ -478,78 +480,64 @@ func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 // BenchmarkIngestLatency publishes 5,000 messages/s from 10 devices for
 // 4 s and reports the publish → device.telemetry latency (to a consumer of
 // the topic, and to the producer's record timestamp), with the data
-// service away as in BenchmarkIngest. Two baselines run first in the same
-// process at the same rate: a bare subscriber on the broker (publish →
-// arrival: the MQTT hop alone) and a straightforward paho → sarama bridge
-// (publish → a consumer of its topic, with the service's producer linger).
+// service away as in BenchmarkIngest. Two baselines run first at the same
+// rate: a bare subscriber on the broker (publish → arrival: the MQTT hop
+// alone) and a straightforward paho → sarama bridge in the stack's process
+// (publish → a consumer of its topic, with the service's producer
+// linger). The publishers and the subscriber or consumer that times them
+// are a load generator process of their own (runLoad), the same for all
+// three runs.
 func BenchmarkIngestLatency(b *testing.B) {
 	s := start(b, benchConfig)
 	devs := s.provision(b, latencyDevices)
-	clients := make([]paho.Client, latencyDevices)
-	topics := make([]string, latencyDevices)
+	devClients := make([]loadClient, latencyDevices)
 	for i, d := range devs {
-		clients[i] = connect(b, s.mqttURL, d.ID, d.ID, d.Secret, nil)
-		topics[i] = "devices/" + d.ID + "/telemetry"
-	}
-	// Warm up, which also creates device.telemetry.
-	for i, c := range clients {
-		publish(b, c, topics[i], sample(1))
+		devClients[i] = loadClient{ClientID: d.ID, User: d.ID, Pass: d.Secret, Topic: "devices/" + d.ID + "/telemetry", Key: d.ID}
+		// Warm up, which also creates device.telemetry; the load generator
+		// connects as the device again.
+		c := connect(b, s.mqttURL, d.ID, d.ID, d.Secret, nil)
+		publish(b, c, devClients[i].Topic, sample(1))
+		c.Disconnect(250)
 	}
 	waitCount(b, "warm-up", latencyDevices, func() int64 { return flushedToKafka(b, s.devOps) })
 
 	// The baselines publish as the service account on bench/… topics.
-	pubs := make([]paho.Client, latencyDevices)
-	benchTopics := make([]string, latencyDevices)
+	pubs := make([]loadClient, latencyDevices)
 	for i := range pubs {
-		pubs[i] = connect(b, s.mqttURL, fmt.Sprintf("lat-pub-%d", i), serviceUser, servicePass, nil)
-		benchTopics[i] = fmt.Sprintf("bench/lat/%d/telemetry", i)
+		pubs[i] = loadClient{ClientID: fmt.Sprintf("lat-pub-%d", i), User: serviceUser, Pass: servicePass,
+			Topic: fmt.Sprintf("bench/lat/%d/telemetry", i), Key: strconv.Itoa(i)}
 	}
-	key := func(topic string, payload []byte) string {
-		return strings.Split(topic, "/")[2] + "/" + seqOf(payload)
-	}
-	sub := connect(b, s.mqttURL, "lat-bare", serviceUser, servicePass, nil)
+	bridgeSub := connect(b, s.mqttURL, "lat-bridge", serviceUser, servicePass, nil)
 	// Ingest does not need the data service, so it is away for every
 	// measured run (the baselines' too).
 	s.data.stop()
 
 	for range b.N {
 		// 1. The MQTT hop alone.
-		bare := &telemetryLatencies{sent: map[string]time.Time{}}
-		if tok := sub.Subscribe("$share/lat/bench/lat/+/telemetry", 1, func(_ paho.Client, m paho.Message) {
-			bare.arrived(key(m.Topic(), m.Payload()), time.Now())
-		}); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-			b.Fatalf("subscribe: %v", tok.Error())
-		}
-		paced(b, pubs, benchTopics, func(i int) string { return strconv.Itoa(i) }, bare)
-		sub.Unsubscribe("$share/lat/bench/lat/+/telemetry").Wait()
+		bare := runLoad(b, loadSpec{Broker: s.mqttURL, Clients: pubs, Subscribe: "$share/lat/bench/lat/+/telemetry",
+			SubscriberClientID: "lat-bare", SubUser: serviceUser, SubPass: servicePass})
 
 		// 2. A paho → sarama bridge, to a consumer of its topic.
-		bridged := &telemetryLatencies{sent: map[string]time.Time{}}
-		stopBridge := latencyBridge(b, s, sub, func(cm *sarama.ConsumerMessage) {
-			bridged.arrived(string(cm.Key)+"/"+seqOf(cm.Value), time.Now())
-		})
-		paced(b, pubs, benchTopics, func(i int) string { return strconv.Itoa(i) }, bridged)
+		stopBridge := latencyBridge(b, s, bridgeSub)
+		bridged := runLoad(b, loadSpec{Broker: s.mqttURL, Clients: pubs, Kafka: s.brokers, Topic: latencyBridgeTopic})
 		stopBridge()
 
 		// 3. The device service.
-		svc := &telemetryLatencies{sent: map[string]time.Time{}}
-		ctx, cancel := context.WithCancel(context.Background())
-		svc.consume(ctx, b, s.brokers)
-		time.Sleep(200 * time.Millisecond) // the consumer at the end of the log
-		sent := paced(b, clients, topics, func(i int) string { return devs[i].ID }, svc)
-		cancel()
-		svc.mu.Lock()
-		lat, produced, received := svc.lat, svc.produced, svc.received
-		svc.mu.Unlock()
-		b.ReportMetric(float64(sent)/latencyDuration.Seconds(), "msgs/s")
+		var gc0, gc1 runtime.MemStats
+		runtime.ReadMemStats(&gc0)
+		svc := runLoad(b, loadSpec{Broker: s.mqttURL, Clients: devClients, Kafka: s.brokers, Topic: ingest.Topic, Events: true})
+		runtime.ReadMemStats(&gc1)
+		lat := svc.Lat
+		b.ReportMetric(float64(svc.Sent)/latencyDuration.Seconds(), "msgs/s")
 		b.ReportMetric(ms(percentile(lat, 0.50)), "p50-ms")
 		b.ReportMetric(ms(percentile(lat, 0.99)), "p99-ms")
 		b.ReportMetric(ms(lat[len(lat)-1]), "max-ms")
-		b.ReportMetric(ms(percentile(produced, 0.99)), "p99-to-producer-ms")
-		b.ReportMetric(ms(percentile(received, 0.99)), "p99-to-service-ms")
-		b.ReportMetric(ms(percentile(bare.lat, 0.99)), "bare-mqtt-p99-ms")
-		b.ReportMetric(ms(percentile(bridged.lat, 0.99)), "bridge-p99-ms")
-		b.ReportMetric(ms(percentile(bridged.lat, 0.50)), "bridge-p50-ms")
+		b.ReportMetric(ms(percentile(svc.Produced, 0.99)), "p99-to-producer-ms")
+		b.ReportMetric(ms(percentile(svc.Received, 0.99)), "p99-to-service-ms")
+		b.ReportMetric(float64(gc1.NumGC-gc0.NumGC), "stack-gcs")
+		b.ReportMetric(ms(percentile(bare.Lat, 0.99)), "bare-mqtt-p99-ms")
+		b.ReportMetric(ms(percentile(bridged.Lat, 0.99)), "bridge-p99-ms")
+		b.ReportMetric(ms(percentile(bridged.Lat, 0.50)), "bridge-p50-ms")
 	}
 }
 
@@ -561,27 +549,27 @@ const (
 	latencyTick     = 2 * time.Millisecond
 )
 
-// paced publishes latencyRate messages/s over clients for latencyDuration,
-// paced by the clock (every tick publishes what the elapsed time calls
-// for, round-robin over the clients), records each publish in l under
-// id(client)/seq, and waits until all have arrived. It returns how many
-// it sent.
-func paced(tb testing.TB, clients []paho.Client, topics []string, id func(int) string, l *telemetryLatencies) int {
+// paced publishes spec.Rate messages/s over clients for spec.Duration,
+// paced by the clock (every spec.Tick publishes what the elapsed time
+// calls for, round-robin over the clients), records each publish in l
+// under key/seq, and waits until all have arrived. It returns how many it
+// sent.
+func paced(tb benchTB, clients []paho.Client, topics, keys []string, spec loadSpec, l *telemetryLatencies) int {
 	tb.Helper()
-	ticker := time.NewTicker(latencyTick)
+	ticker := time.NewTicker(spec.Tick)
 	defer ticker.Stop()
 	seq := 1
 	var toks []paho.Token
 	sent := 0
 	t0 := time.Now()
-	for time.Since(t0) < latencyDuration {
+	for time.Since(t0) < spec.Duration {
 		<-ticker.C
-		due := int(time.Since(t0).Seconds()*latencyRate) / len(clients)
+		due := int(time.Since(t0).Seconds()*float64(spec.Rate)) / len(clients)
 		for seq <= due {
 			seq++
 			for i, c := range clients {
 				l.mu.Lock()
-				l.sent[id(i)+"/"+strconv.Itoa(seq)] = time.Now()
+				l.sent[keys[i]+"/"+strconv.Itoa(seq)] = time.Now()
 				l.mu.Unlock()
 				toks = append(toks, c.Publish(topics[i], 1, false, sample(seq)))
 				sent++
@@ -597,14 +585,15 @@ func paced(tb testing.TB, clients []paho.Client, topics []string, id func(int) s
 	return sent
 }
 
+// latencyBridgeTopic is where the latency benchmark's bridge produces.
+const latencyBridgeTopic = "bench.latency"
+
 // latencyBridge subscribes sub to the benchmark topics and produces each
-// message to bench.latency through a sarama AsyncProducer lingering as
-// the service's producer does, keyed by the publisher's index; arrived is
-// called for every message a consumer reads back. The returned func stops
-// it.
-func latencyBridge(tb testing.TB, s *stack, sub paho.Client, arrived func(*sarama.ConsumerMessage)) func() {
+// message to latencyBridgeTopic through a sarama AsyncProducer lingering
+// as the service's producer does, keyed by the publisher's index. The
+// returned func stops it.
+func latencyBridge(tb testing.TB, s *stack, sub paho.Client) func() {
 	tb.Helper()
-	const topic = "bench.latency"
 	sc := sarama.NewConfig()
 	sc.Version = sarama.V3_6_0_0
 	sc.Producer.RequiredAcks = sarama.WaitForAll
@@ -618,23 +607,19 @@ func latencyBridge(tb testing.TB, s *stack, sub paho.Client, arrived func(*saram
 			tb.Errorf("bridge: %v", err)
 		}
 	}()
-	ap.Input() <- &sarama.ProducerMessage{Topic: topic, Value: sarama.StringEncoder("warm-up")}
-	ctx, cancel := context.WithCancel(context.Background())
+	ap.Input() <- &sarama.ProducerMessage{Topic: latencyBridgeTopic, Value: sarama.StringEncoder("warm-up")}
 	waitFor := time.Now().Add(10 * time.Second)
-	for kafkatest.EndOffset(tb, s.brokers, topic) == 0 && time.Now().Before(waitFor) {
+	for kafkatest.EndOffset(tb, s.brokers, latencyBridgeTopic) == 0 && time.Now().Before(waitFor) {
 		time.Sleep(20 * time.Millisecond)
 	}
-	consumeTopic(ctx, tb, s.brokers, topic, arrived)
-	time.Sleep(200 * time.Millisecond) // the consumer at the end of the log
 	if tok := sub.Subscribe("$share/lat/bench/lat/+/telemetry", 1, func(_ paho.Client, m paho.Message) {
-		ap.Input() <- &sarama.ProducerMessage{Topic: topic, Key: sarama.StringEncoder(strings.Split(m.Topic(), "/")[2]),
+		ap.Input() <- &sarama.ProducerMessage{Topic: latencyBridgeTopic, Key: sarama.StringEncoder(strings.Split(m.Topic(), "/")[2]),
 			Value: sarama.ByteEncoder(m.Payload())}
 	}); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 		tb.Fatalf("subscribe: %v", tok.Error())
 	}
 	return func() {
 		sub.Unsubscribe("$share/lat/bench/lat/+/telemetry").Wait()
-		cancel()
 		_ = ap.Close()
 	}
 }
