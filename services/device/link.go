@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/IBM/sarama"
 	"github.com/cenkalti/backoff/v5"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
@@ -40,10 +41,12 @@ import (
 // still unacknowledged stays with the broker), then the producer closes.
 func startLink(ctx context.Context, cfg Config, p *process.Process, store app.Store, dataConn grpc.ClientConnInterface,
 	owners app.OwnerStore, cmds *app.Commands, history *app.PresenceHistory, port *commandPort, log *zap.Logger) error {
-	// The ingester sends its batches whole: a long linger would only add
-	// latency.
+	// The ingester sends its batches whole, so the producer does not
+	// linger: what reaches it while a request is in flight (one at a time,
+	// idempotent) goes in the next, and a linger would only add its timer
+	// to every message's latency.
 	kcfg := kafka.Config{Brokers: cfg.KafkaBrokers, ClientID: "device-service", DialTimeout: 5 * time.Second,
-		Linger: time.Millisecond}
+		Tune: func(sc *sarama.Config) { sc.Producer.Flush.Frequency = 0 }}
 	km, err := kafka.NewMetrics(p.Metrics)
 	if err != nil {
 		return fmt.Errorf("device: %w", err)
