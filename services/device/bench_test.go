@@ -483,8 +483,8 @@ func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 // service away as in BenchmarkIngest. Two baselines run first at the same
 // rate: a bare subscriber on the broker (publish → arrival: the MQTT hop
 // alone) and a straightforward paho → sarama bridge in the stack's process
-// (publish → a consumer of its topic, with the service's producer
-// linger). The publishers and the subscriber or consumer that times them
+// (publish → a consumer of its topic; its producer, as the service's,
+// does not linger). The publishers and the subscriber or consumer that times them
 // are a load generator process of their own (runLoad), the same for all
 // three runs.
 func BenchmarkIngestLatency(b *testing.B) {
@@ -589,15 +589,14 @@ func paced(tb benchTB, clients []paho.Client, topics, keys []string, spec loadSp
 const latencyBridgeTopic = "bench.latency"
 
 // latencyBridge subscribes sub to the benchmark topics and produces each
-// message to latencyBridgeTopic through a sarama AsyncProducer lingering
-// as the service's producer does, keyed by the publisher's index. The
-// returned func stops it.
+// message to latencyBridgeTopic through a sarama AsyncProducer that, as
+// the service's producer, does not linger, keyed by the publisher's
+// index. The returned func stops it.
 func latencyBridge(tb testing.TB, s *stack, sub paho.Client) func() {
 	tb.Helper()
 	sc := sarama.NewConfig()
 	sc.Version = sarama.V3_6_0_0
 	sc.Producer.RequiredAcks = sarama.WaitForAll
-	sc.Producer.Flush.Frequency = time.Millisecond
 	ap, err := sarama.NewAsyncProducer(s.brokers, sc)
 	if err != nil {
 		tb.Fatal(err)
