@@ -525,8 +525,10 @@ func BenchmarkIngestLatency(b *testing.B) {
 		// 3. The device service.
 		var gc0, gc1 runtime.MemStats
 		runtime.ReadMemStats(&gc0)
+		h0 := handoverBuckets(b, s.devOps)
 		svc := runLoad(b, loadSpec{Broker: s.mqttURL, Clients: devClients, Kafka: s.brokers, Topic: ingest.Topic, Events: true})
 		runtime.ReadMemStats(&gc1)
+		h1 := handoverBuckets(b, s.devOps)
 		lat := svc.Lat
 		b.ReportMetric(float64(svc.Sent)/latencyDuration.Seconds(), "msgs/s")
 		b.ReportMetric(ms(percentile(lat, 0.50)), "p50-ms")
@@ -535,10 +537,73 @@ func BenchmarkIngestLatency(b *testing.B) {
 		b.ReportMetric(ms(percentile(svc.Produced, 0.99)), "p99-to-producer-ms")
 		b.ReportMetric(ms(percentile(svc.Received, 0.99)), "p99-to-service-ms")
 		b.ReportMetric(float64(gc1.NumGC-gc0.NumGC), "stack-gcs")
+		b.ReportMetric(ms(h1.minus(h0).quantileBound(0.99)), "handover-p99-le-ms")
 		b.ReportMetric(ms(percentile(bare.Lat, 0.99)), "bare-mqtt-p99-ms")
 		b.ReportMetric(ms(percentile(bridged.Lat, 0.99)), "bridge-p99-ms")
 		b.ReportMetric(ms(percentile(bridged.Lat, 0.50)), "bridge-p50-ms")
 	}
+}
+
+// histogram is a Prometheus histogram's cumulative buckets: count[i]
+// observations at most le[i].
+type histogram struct {
+	le    []time.Duration
+	count []float64
+}
+
+// handoverBuckets reads comfort_device_telemetry_handover_seconds (receipt
+// → acknowledgement once in Kafka) from the device service's /metrics.
+func handoverBuckets(tb testing.TB, opsAddr string) histogram {
+	tb.Helper()
+	resp, err := plainHTTP.Get("http://" + opsAddr + "/metrics")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	const prefix = `comfort_device_telemetry_handover_seconds_bucket{le="`
+	var h histogram
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		rest, ok := strings.CutPrefix(sc.Text(), prefix)
+		le, n, _ := strings.Cut(rest, `"} `)
+		if !ok || le == "+Inf" {
+			continue
+		}
+		sec, err1 := strconv.ParseFloat(le, 64)
+		c, err2 := strconv.ParseFloat(n, 64)
+		if err1 != nil || err2 != nil {
+			tb.Fatalf("handover bucket %q", sc.Text())
+		}
+		h.le = append(h.le, time.Duration(sec*float64(time.Second)))
+		h.count = append(h.count, c)
+	}
+	return h
+}
+
+// minus is h with the observations of an earlier reading taken out.
+func (h histogram) minus(earlier histogram) histogram {
+	d := histogram{le: h.le, count: slices.Clone(h.count)}
+	for i := range d.count {
+		if i < len(earlier.count) {
+			d.count[i] -= earlier.count[i]
+		}
+	}
+	return d
+}
+
+// quantileBound is the upper bound of the first bucket holding the q-th
+// quantile; the last bound when none does (it is beyond the buckets).
+func (h histogram) quantileBound(q float64) time.Duration {
+	if len(h.count) == 0 {
+		return 0
+	}
+	total := h.count[len(h.count)-1]
+	for i, c := range h.count {
+		if c >= q*total {
+			return h.le[i]
+		}
+	}
+	return h.le[len(h.le)-1]
 }
 
 // The latency benchmark's load.
