@@ -50,6 +50,49 @@ func ParseFrom[T any](environment map[string]string) (T, error) {
 	return cfg, nil
 }
 
+// Lookup returns the value the environment variable name would give a
+// field of T: the process environment's value when it is set, otherwise the
+// field's envDefault. ok is false when no field of T reads name. It lets a
+// binary read one setting (the healthcheck mode reads OPS_ADDR) without
+// parsing, or validating, the rest of its configuration.
+func Lookup[T any](name string) (value string, ok bool) {
+	def, ok := defaultOf(reflect.TypeFor[T](), "", name)
+	if !ok {
+		return "", false
+	}
+	if v, set := os.LookupEnv(name); set {
+		return v, true
+	}
+	return def, true
+}
+
+// defaultOf finds the field of t read from name and returns its envDefault.
+func defaultOf(t reflect.Type, prefix, name string) (string, bool) {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t.Kind() != reflect.Struct {
+		return "", false
+	}
+	for i := range t.NumField() {
+		f := t.Field(i)
+		ft := f.Type
+		for ft.Kind() == reflect.Pointer {
+			ft = ft.Elem()
+		}
+		key, _, _ := strings.Cut(f.Tag.Get("env"), ",")
+		if key != "" && key != "-" && prefix+key == name {
+			return f.Tag.Get("envDefault"), true
+		}
+		if key == "" && ft.Kind() == reflect.Struct {
+			if def, ok := defaultOf(ft, prefix+f.Tag.Get("envPrefix"), name); ok {
+				return def, true
+			}
+		}
+	}
+	return "", false
+}
+
 func environ() map[string]string {
 	m := make(map[string]string)
 	for _, kv := range os.Environ() {

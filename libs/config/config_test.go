@@ -93,3 +93,26 @@ func TestSecretNeverPrints(t *testing.T) {
 		t.Fatal("Reveal must return the value")
 	}
 }
+
+func TestLookup(t *testing.T) {
+	// t.Setenv: not parallel.
+	for _, tc := range []struct {
+		name, set, want string
+		ok              bool
+	}{
+		{name: "GRPC_ADDR", want: ":7001", ok: true},
+		{name: "OPS_ADDR", want: ":9000", ok: true},
+		{name: "OPS_ADDR", set: "127.0.0.1:9100", want: "127.0.0.1:9100", ok: true},
+		{name: "TOKEN", want: "", ok: true},
+		{name: "ADDR", want: "", ok: false},
+		{name: "UNKNOWN", set: "x", want: "", ok: false},
+	} {
+		if tc.set != "" {
+			t.Setenv(tc.name, tc.set)
+		}
+		got, ok := config.Lookup[sample](tc.name)
+		if got != tc.want || ok != tc.ok {
+			t.Errorf("Lookup(%s) with %q set = %q, %v; want %q, %v", tc.name, tc.set, got, ok, tc.want, tc.ok)
+		}
+	}
+}
