@@ -5,11 +5,6 @@ GO    ?= go
 BIN   := $(CURDIR)/bin
 export PATH := $(BIN):$(PATH)
 
-# Every binary the platform ships; the images build them the same way.
-CMDS := services/data/cmd/data services/device/cmd/device services/notify/cmd/notify \
-        gateways/main/cmd/main-gateway gateways/auth/cmd/auth-gateway gateways/admin/cmd/admin-gateway \
-        deployments/allinone/cmd/comfortech cli/comfortctl/cmd/comfortctl
-
 .PHONY: run test bench build generate proto-check lint tools help
 
 help: ## list the targets
@@ -24,8 +19,10 @@ test: ## every module's tests (needs PostgreSQL on 127.0.0.1:5432, see README)
 bench: ## benchmarks with their figures (not part of `make test`)
 	$(GO) test -count=1 -run '^$$' -bench . -benchmem -timeout 40m work
 
-build: ## static binaries into bin/
-	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/ $(addprefix ./,$(CMDS))
+# scripts/build.sh holds the list of binaries and the build command; the
+# Dockerfile builds the images' binaries with the same script.
+build: ## static binaries (CGO_ENABLED=0) into bin/
+	GO=$(GO) scripts/build.sh $(BIN)
 
 # Tools are pinned in scripts/tools/go.mod and built once into bin/.
 TOOLS := buf protoc-gen-go protoc-gen-go-grpc protoc-gen-grpc-gateway protoc-gen-openapiv2 staticcheck
