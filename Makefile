@@ -5,7 +5,7 @@ GO    ?= go
 BIN   := $(CURDIR)/bin
 export PATH := $(BIN):$(PATH)
 
-.PHONY: run test bench build generate proto-check lint tools help
+.PHONY: run test bench build generate proto-check lint tools deploy-tools deploy-check help
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -47,3 +47,28 @@ lint: tools ## gofmt, go vet and staticcheck over every module
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet work
 	staticcheck work
+
+# Deployment checks: their tools are pinned in scripts/deploytools/go.mod
+# (kustomize, kubeconform, the jv JSON-schema validator, compose-go's
+# Compose schema, BuildKit's Dockerfile parser) and built once into bin/.
+K8S_VERSION := 1.35.4
+deploy-tools: $(BIN)/.deploytools ## build the pinned deployment-check tools into bin/
+$(BIN)/.deploytools: scripts/deploytools/go.mod scripts/deploytools/go.sum $(wildcard scripts/deploytools/*/*.go)
+	cd scripts/deploytools && GOWORK=off $(GO) build -o $(BIN)/ \
+		sigs.k8s.io/kustomize/kustomize/v5 \
+		github.com/yannh/kubeconform/cmd/kubeconform \
+		github.com/santhosh-tekuri/jsonschema/cmd/jv \
+		./compose-check ./dockerfile-check ./k8s-schemas
+	touch $@
+
+# kubeconform's schemas, made from the OpenAPI document that the
+# k8s.io/kubernetes module of that version carries (api/openapi-spec).
+K8S_SCHEMAS := $(BIN)/kubernetes-schemas/v$(K8S_VERSION)-standalone-strict
+$(K8S_SCHEMAS): $(BIN)/.deploytools
+	dir=$$(GOWORK=off GOFLAGS=-mod=mod $(GO) mod download -json k8s.io/kubernetes@v$(K8S_VERSION) | sed -n 's/^\t"Dir": "\(.*\)",$$/\1/p'); \
+		test -n "$$dir" || { echo "k8s.io/kubernetes@v$(K8S_VERSION) could not be downloaded" >&2; exit 1; }; \
+		$(BIN)/k8s-schemas -spec "$$dir/api/openapi-spec/swagger.json" -version $(K8S_VERSION) -out $(BIN)/kubernetes-schemas
+	touch $@
+
+deploy-check: tools deploy-tools $(K8S_SCHEMAS) ## Dockerfile, docker-compose.yml, Kubernetes manifests, Mosquitto and realm checks
+	K8S_VERSION=$(K8S_VERSION) scripts/deploy-check.sh
