@@ -30,6 +30,7 @@ type Metrics struct {
 	handlerDuration *prometheus.HistogramVec
 	produced        *prometheus.CounterVec
 	produceErrors   *prometheus.CounterVec
+	lag             *prometheus.GaugeVec
 }
 
 // NewMetrics creates the Kafka collectors and registers them on reg. When
@@ -67,6 +68,10 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "comfort_kafka_produce_errors_total",
 			Help: "Messages the producer failed to deliver.",
 		}, []string{"topic"}),
+		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "comfort_kafka_consumer_lag_messages",
+			Help: "Messages of a topic not yet committed by a consumer group: the partitions' high watermarks minus the group's committed offsets.",
+		}, []string{"group", "topic"}),
 	}
 	if reg == nil {
 		return m, nil
@@ -90,6 +95,9 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	}
 	if err == nil {
 		m.produceErrors, err = register(reg, m.produceErrors)
+	}
+	if err == nil {
+		m.lag, err = register(reg, m.lag)
 	}
 	if err != nil {
 		return nil, err

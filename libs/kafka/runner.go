@@ -97,6 +97,9 @@ type RunnerConfig struct {
 	Batch BatchHandler
 	// MaxBatch bounds the messages given to Batch at once; default 256.
 	MaxBatch int
+	// LagInterval is how often the group's lag is measured for
+	// comfort_kafka_consumer_lag_messages; default 15s.
+	LagInterval time.Duration
 }
 
 // Runner consumes a set of topics in a consumer group with at-least-once
@@ -126,11 +129,12 @@ func NewRunner(cfg Config, rc RunnerConfig, h Handler, log *zap.Logger, metrics 
 		return nil, errors.New("kafka: runner: no topics")
 	case h == nil:
 		return nil, errors.New("kafka: runner: nil handler")
-	case rc.MaxAttempts < 0 || rc.InitialBackoff < 0 || rc.MaxBackoff < 0 || rc.MaxBatch < 0:
-		return nil, errors.New("kafka: runner: negative attempts, backoff or batch size")
+	case rc.MaxAttempts < 0 || rc.InitialBackoff < 0 || rc.MaxBackoff < 0 || rc.MaxBatch < 0 || rc.LagInterval < 0:
+		return nil, errors.New("kafka: runner: negative attempts, backoff, batch size or lag interval")
 	}
 	rc.MaxAttempts = cmp.Or(rc.MaxAttempts, 5)
 	rc.MaxBatch = cmp.Or(rc.MaxBatch, 256)
+	rc.LagInterval = cmp.Or(rc.LagInterval, 15*time.Second)
 	rc.InitialBackoff = cmp.Or(rc.InitialBackoff, 200*time.Millisecond)
 	rc.MaxBackoff = max(cmp.Or(rc.MaxBackoff, 5*time.Second), rc.InitialBackoff)
 	if log == nil {
@@ -164,6 +168,17 @@ func (r *Runner) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+
+	lagCtx, stopLag := context.WithCancel(ctx)
+	lagDone := make(chan struct{})
+	go func() {
+		defer close(lagDone)
+		r.watchLag(lagCtx, sc)
+	}()
+	defer func() {
+		stopLag()
+		<-lagDone
+	}()
 
 	bo := r.backoff()
 	for {
