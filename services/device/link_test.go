@@ -483,6 +483,9 @@ func TestPresence(t *testing.T) {
 		d, err := devices.GetDevice(ownerCtx, &datav1.GetDeviceRequest{DeviceId: devs[0].ID})
 		return err == nil && d.GetDevice().GetOnline()
 	})
+	if n := counter(t, s.devOps, "comfort_device_online_devices ", ""); n != 1 {
+		t.Errorf("comfort_device_online_devices = %d with one device online, want 1", n)
+	}
 
 	// The connection drops: the broker publishes the last will.
 	if err := f.Drop(devs[0].ID, true, time.Minute); err != nil {
@@ -496,6 +499,9 @@ func TestPresence(t *testing.T) {
 		d, err := devices.GetDevice(ownerCtx, &datav1.GetDeviceRequest{DeviceId: devs[0].ID})
 		return err == nil && !d.GetDevice().GetOnline()
 	})
+	if n := counter(t, s.devOps, "comfort_device_online_devices ", ""); n != 0 {
+		t.Errorf("comfort_device_online_devices = %d once the device dropped, want 0", n)
+	}
 
 	// The history, through PresenceService (owner) and DeviceAdminService.
 	pres := devicev1.NewPresenceServiceClient(s.devConn)

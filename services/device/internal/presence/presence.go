@@ -80,6 +80,7 @@ type Tracker struct {
 	mu      sync.Mutex
 	last    map[string]bool // committed state per device, as this replica saw it
 	pending map[string]*pending
+	online  int // devices whose committed state in last is online
 	changes *prometheus.CounterVec
 	flaps   prometheus.Counter
 }
@@ -98,8 +99,18 @@ func New(ctx context.Context, data Recorder, pub Publisher, cfg Config) (*Tracke
 		flaps: prometheus.NewCounter(prometheus.CounterOpts{Name: "comfort_device_presence_flaps_total",
 			Help: "Status changes ignored because they reverted within the debounce window."}),
 	}
+	// A gauge of the devices online, as this replica saw them: replicas
+	// share the status subscription, so the platform's figure is the sum
+	// over the device service's replicas.
+	online := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "comfort_device_online_devices",
+		Help: "Devices whose committed presence is online, as this replica saw their status messages."},
+		func() float64 {
+			t.mu.Lock()
+			defer t.mu.Unlock()
+			return float64(t.online)
+		})
 	if cfg.Metrics != nil {
-		for _, c := range []prometheus.Collector{t.changes, t.flaps} {
+		for _, c := range []prometheus.Collector{t.changes, t.flaps, online} {
 			if err := cfg.Metrics.Register(c); err != nil {
 				return nil, err
 			}
@@ -149,6 +160,13 @@ func (t *Tracker) commit(deviceID string, p *pending) {
 		return // cancelled meanwhile
 	}
 	delete(t.pending, deviceID)
+	if was := t.last[deviceID]; was != p.online {
+		if p.online {
+			t.online++
+		} else {
+			t.online--
+		}
+	}
 	t.last[deviceID] = p.online
 	t.mu.Unlock()
 
