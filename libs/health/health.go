@@ -29,6 +29,7 @@ type Checker struct {
 	mu       sync.RWMutex
 	checks   map[string]Check
 	draining atomic.Bool
+	ready    atomic.Bool // the outcome of Watch's last evaluation
 	grpc     *health.Server
 }
 
@@ -47,6 +48,10 @@ func (c *Checker) Add(name string, check Check) {
 	defer c.mu.Unlock()
 	c.checks[name] = check
 }
+
+// Ready reports the outcome of Watch's last evaluation: false before the
+// first one and from the start of a drain.
+func (c *Checker) Ready() bool { return c.ready.Load() && !c.draining.Load() }
 
 // Drain marks the process as shutting down: readiness fails from now on.
 func (c *Checker) Drain() {
@@ -114,7 +119,9 @@ func (c *Checker) Watch(ctx context.Context, interval time.Duration) error {
 		wait := interval
 		if !c.draining.Load() {
 			status := healthpb.HealthCheckResponse_NOT_SERVING
-			if c.Evaluate(ctx).Ready {
+			ready := c.Evaluate(ctx).Ready
+			c.ready.Store(ready)
+			if ready {
 				status = healthpb.HealthCheckResponse_SERVING
 			} else {
 				wait = min(interval, notReadyInterval)

@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 
@@ -68,6 +69,17 @@ func New(name string, log *zap.Logger, cfg Config) *Process {
 		group:   lifecycle.New(log),
 	}
 	p.group.OnStop(p.Health.Drain)
+	// Readiness as a metric, so alerts see a part that runs but cannot
+	// reach what it needs (up only says it answers scrapes).
+	p.Metrics.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: metrics.Namespace, Name: "ready",
+		Help: "1 while the part is ready (its /readyz answers 200 at the last evaluation), else 0.",
+	}, func() float64 {
+		if p.Health.Ready() {
+			return 1
+		}
+		return 0
+	}))
 	return p
 }
 

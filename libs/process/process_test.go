@@ -83,9 +83,22 @@ func TestProcess(t *testing.T) {
 	if code != http.StatusServiceUnavailable || report.Checks["db"] != "connection refused" {
 		t.Fatalf("readyz with the database down: %d %s", code, body)
 	}
+	if _, body := get(t, ops+"/metrics"); !strings.Contains(body, "\ncomfort_ready 0\n") {
+		t.Fatalf("metrics lack comfort_ready 0 while not ready:\n%s", body)
+	}
 	close(dbUp)
 	if code, body := get(t, ops+"/readyz"); code != http.StatusOK {
 		t.Fatalf("readyz with the database up: %d %s", code, body)
+	}
+	deadline = time.Now().Add(5 * time.Second)
+	for {
+		if _, body := get(t, ops+"/metrics"); strings.Contains(body, "\ncomfort_ready 1\n") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("comfort_ready never 1 once the database is up")
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 	if code, body := get(t, "http://"+httpL.Addr().String()+"/"); code != 200 || body != "hi" {
 		t.Fatalf("public server: %d %q", code, body)
