@@ -220,9 +220,14 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger, opts ...process.Optio
 		dir = accounts.New(conn)
 	}
 
+	dm, err := newDeliveryMetrics(p.Metrics)
+	if err != nil {
+		return fmt.Errorf("notify: %w", err)
+	}
 	svc := app.New(store, app.Config{
 		Directory:   dir,
 		Events:      deliveryEvents,
+		Observe:     dm.observe,
 		Republish:   func(ctx context.Context, d *app.DeadLetter) error { return producer.Publish(ctx, replayMessage(d)) },
 		CheckHost:   func(h string) error { return providers.CheckHost(h, cfg.Webhook.AllowPrivate) },
 		MaxAttempts: cfg.MaxAttempts, MinBackoff: cfg.MinBackoff, MaxBackoff: cfg.MaxBackoff, Workers: cfg.Workers,

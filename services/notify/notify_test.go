@@ -187,6 +187,7 @@ func (p *providers) webhookSink(t testing.TB) *httptest.Server {
 }
 
 type service struct {
+	ops     string // the ops listener's address (/metrics)
 	conn    *grpc.ClientConn
 	idp     *idptest.Server
 	brokers []string
@@ -245,7 +246,7 @@ func launch(t testing.TB, idp *idptest.Server, brokers []string, databaseURL str
 		resp, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{})
 		return err == nil && resp.GetStatus() == healthpb.HealthCheckResponse_SERVING
 	})
-	return &service{conn: conn, idp: idp, brokers: brokers}, stop
+	return &service{ops: opsL.Addr().String(), conn: conn, idp: idp, brokers: brokers}, stop
 }
 
 func eventually(t testing.TB, what string, ok func() bool) {
@@ -391,6 +392,20 @@ func testService(t *testing.T, databaseURL string) {
 		}
 		return sent == 3 && retrying == 4
 	})
+	// The same attempts in the metrics.
+	body := scrape(t, s.ops)
+	for _, want := range []string{
+		`comfort_notify_delivery_attempts_total{channel="webhook",status="retrying"} 4`,
+		`comfort_notify_delivery_attempts_total{channel="webhook",status="sent"} 1`,
+		`comfort_notify_delivery_attempts_total{channel="push",status="sent"} 1`,
+		`comfort_notify_delivery_attempts_total{channel="email",status="sent"} 1`,
+		`comfort_notify_dead_letters_total{channel="webhook"} 0`,
+		`comfort_notify_delivery_duration_seconds_count{channel="webhook"} 5`,
+	} {
+		if !strings.Contains(body, want+"\n") {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
 	events := kafkatest.ReadTopic(t, s.brokers, notify.TopicDelivery, 7, 20*time.Second)
 	if len(events) < 7 || events[0].Header(kafka.HeaderType) != notify.TypeDelivery {
 		t.Errorf("notifications.delivery: %d events", len(events))
@@ -455,4 +470,19 @@ func testService(t *testing.T, databaseURL string) {
 	if _, err := notifyv1.NewDevSinkServiceClient(s.conn).ListSinkMessages(admin, &notifyv1.ListSinkMessagesRequest{}); status.Code(err) != codes.FailedPrecondition {
 		t.Errorf("dev sink off: %v", err)
 	}
+}
+
+// scrape returns the text of /metrics at opsAddr.
+func scrape(t testing.TB, opsAddr string) string {
+	t.Helper()
+	resp, err := http.Get("http://" + opsAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

@@ -352,6 +352,9 @@ func (s *Service) attempt(ctx context.Context, d *Delivery, wait bool) *Attempt 
 		d.NextAttempt = s.now().Add(max(s.backoff(d.Attempts), res.RetryAfter))
 		a.NextAttempt = d.NextAttempt
 	}
+	if s.cfg.Observe != nil {
+		s.cfg.Observe(a)
+	}
 	// What follows an attempt must follow its durable record.
 	then := func() {
 		if res.Gone {

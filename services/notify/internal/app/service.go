@@ -25,6 +25,9 @@ type Config struct {
 	// Events turns a delivery-log entry into the records to emit
 	// (notifications.delivery); nil emits nothing.
 	Events func(*Attempt) []Event
+	// Observe, when set, is told every delivery attempt once its outcome
+	// is known (metrics).
+	Observe func(*Attempt)
 	// Republish puts a dead letter back on its topic (ReplayDeadLetter).
 	Republish func(ctx context.Context, d *DeadLetter) error
 	// CheckHost refuses webhook hosts the SSRF guard would refuse.
