@@ -152,6 +152,9 @@ func NewRecorder(pub Publisher, source string, log *zap.Logger, reg prometheus.R
 			return nil, fmt.Errorf("audit: metrics: %w", err)
 		}
 	}
+	// Zero series, so the first failure is an increase alerts can see.
+	events.WithLabelValues("published")
+	events.WithLabelValues("failed")
 	return &Recorder{pub: pub, source: source, log: log, events: events, now: time.Now}, nil
 }
 

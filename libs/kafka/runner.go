@@ -140,13 +140,27 @@ func NewRunner(cfg Config, rc RunnerConfig, h Handler, log *zap.Logger, metrics 
 	if log == nil {
 		log = zap.NewNop()
 	}
+	metrics = metrics.orNoop()
+	// Zero series for the group's topics, so that the first dead letter
+	// is an increase an alert sees, not a series appearing at 1.
+	for _, topic := range rc.Topics {
+		metrics.consumed.WithLabelValues(topic)
+		metrics.retries.WithLabelValues(topic)
+		metrics.handlerDuration.WithLabelValues(topic)
+		for _, outcome := range []string{outcomeOK, outcomeDeadLetter} {
+			metrics.handled.WithLabelValues(topic, outcome)
+		}
+		for _, reason := range []string{reasonPermanent, reasonExhausted} {
+			metrics.deadLettered.WithLabelValues(topic, reason)
+		}
+	}
 	return &Runner{
 		cfg:     cfg,
 		rc:      rc,
 		handler: h,
 		base:    log,
 		log:     log.Named("kafka.runner").With(zap.String("group", rc.Group)),
-		metrics: metrics.orNoop(),
+		metrics: metrics,
 	}, nil
 }
 
