@@ -98,6 +98,8 @@ func New(ctx context.Context, db *sqldb.DB, access DeviceAccess, cfg Config, log
 	}
 	s.points = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "comfort_data_telemetry_records_total",
 		Help: "Telemetry records appended, by result (stored, duplicate)."}, []string{"result"})
+	s.points.WithLabelValues("stored")
+	s.points.WithLabelValues("duplicate")
 	if s.registry != nil {
 		if err := s.registry.Register(s.points); err != nil {
 			return nil, fmt.Errorf("telemetry: metrics: %w", err)

@@ -86,6 +86,9 @@ func New(pub Publisher, owners app.OwnerStore, cfg Config) (*Handler, error) {
 	h := &Handler{pub: pub, owners: owners, cfg: cfg, count: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "comfort_device_alarms_total",
 		Help: "Device alarms, by result: published, malformed, failed (Kafka or database unavailable)."}, []string{"result"})}
+	for _, r := range []string{"published", "malformed", "failed"} {
+		h.count.WithLabelValues(r)
+	}
 	if cfg.Metrics != nil {
 		if err := cfg.Metrics.Register(h.count); err != nil {
 			return nil, err

@@ -165,6 +165,11 @@ func New(pub Publisher, cfg Config) (*Ingester, error) {
 			Help:    "Time from receiving a telemetry message to its acknowledgement, once in Kafka.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}),
 	}
+	// Zero series for every reason, so the first rejection is an increase.
+	for _, r := range []string{ReasonTooLarge, ReasonInvalidJSON, ReasonEmpty, ReasonTooMany, ReasonInvalidTS, ReasonInvalidSeq,
+		ReasonNoMetrics, ReasonTooManyMetric, ReasonMetricName, ReasonMetricValue, ReasonUnencodable} {
+		in.rejected.WithLabelValues(r)
+	}
 	if cfg.Metrics != nil {
 		for _, c := range []prometheus.Collector{in.rejected, in.deferred, in.accepted, in.flushed, in.retries, in.batches, in.handover} {
 			if err := cfg.Metrics.Register(c); err != nil {

@@ -99,6 +99,8 @@ func New(ctx context.Context, data Recorder, pub Publisher, cfg Config) (*Tracke
 		flaps: prometheus.NewCounter(prometheus.CounterOpts{Name: "comfort_device_presence_flaps_total",
 			Help: "Status changes ignored because they reverted within the debounce window."}),
 	}
+	t.changes.WithLabelValues("online")
+	t.changes.WithLabelValues("offline")
 	// A gauge of the devices online, as this replica saw them: replicas
 	// share the status subscription, so the platform's figure is the sum
 	// over the device service's replicas.
