@@ -211,8 +211,15 @@ func (p *Producer) producer() (sarama.AsyncProducer, error) {
 
 func (p *Producer) successes(ap sarama.AsyncProducer) {
 	defer p.done.Done()
+	seen := map[string]bool{} // topics whose error series exists
 	for pm := range ap.Successes() {
 		p.metrics.produced.WithLabelValues(pm.Topic).Inc()
+		if !seen[pm.Topic] {
+			// A zero error series beside the first success, so an error
+			// rate is defined before the first error.
+			p.metrics.produceErrors.WithLabelValues(pm.Topic)
+			seen[pm.Topic] = true
+		}
 		if t, ok := pm.Metadata.(ticket); ok {
 			t.b.complete(t.i, nil)
 		}
