@@ -22,6 +22,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 	"go.uber.org/zap/exp/zapslog"
 	"google.golang.org/grpc"
@@ -37,6 +38,7 @@ import (
 	"github.com/comfortech/platform/libs/logging"
 	"github.com/comfortech/platform/libs/process"
 	"github.com/comfortech/platform/libs/rpc"
+	"github.com/comfortech/platform/libs/tracing"
 	"github.com/comfortech/platform/libs/web"
 	"github.com/comfortech/platform/services/data"
 	"github.com/comfortech/platform/services/device"
@@ -68,6 +70,11 @@ type Config struct {
 	KafkaPartitions int32 `env:"COMFORT_KAFKA_PARTITIONS" envDefault:"3"`
 	// HTTP holds server timeouts and the drain timeout of every part.
 	HTTP web.ServerConfig
+	// Tracing says where the parts export their spans (the standard
+	// OTEL_* variables); each part is its own service.name.
+	Tracing tracing.Config
+	// TracerProvider, when set, records every part's spans instead (tests).
+	TracerProvider trace.TracerProvider `env:"-"`
 	// Log selects the log level and format.
 	Log logging.Config
 }
@@ -176,7 +183,10 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (*Platform, error) 
 
 	// The brokers run as a process of their own, "devstack", with an ops
 	// listener whose readiness checks them.
-	infra := process.New("devstack", log.Named("devstack"), process.Config{HTTP: cfg.HTTP})
+	infra, err := process.New("devstack", log.Named("devstack"), process.Config{HTTP: cfg.HTTP})
+	if err != nil {
+		return nil, err
+	}
 	kafkaBroker, err := devstack.StartKafka(st.addr("kafka"), filepath.Join(cfg.DataDir, "kafka"), cfg.KafkaPartitions)
 	if err != nil {
 		return nil, err
@@ -247,6 +257,9 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (*Platform, error) 
 	for _, part := range parts(cfg, id, addrs) {
 		ls := listeners[part.name]
 		opts := []process.Option{process.WithOpsListener(ls.ops)}
+		if cfg.TracerProvider != nil {
+			opts = append(opts, process.WithTracerProvider(cfg.TracerProvider))
+		}
 		if part.kind == "grpc" {
 			opts = append(opts, process.WithGRPCListener(ls.public))
 		} else {
@@ -349,7 +362,7 @@ func parts(cfg Config, id *identity, addrs wiring) []part {
 			if err != nil {
 				return err
 			}
-			dc.HTTP = cfg.HTTP
+			dc.HTTP, dc.Tracing = cfg.HTTP, cfg.Tracing
 			return data.Run(ctx, dc, log, opts...)
 		}},
 		{"device", "grpc", func(ctx context.Context, log *zap.Logger, opts ...process.Option) error {
@@ -363,7 +376,7 @@ func parts(cfg Config, id *identity, addrs wiring) []part {
 			if err != nil {
 				return err
 			}
-			dc.HTTP = cfg.HTTP
+			dc.HTTP, dc.Tracing = cfg.HTTP, cfg.Tracing
 			return device.Run(ctx, dc, log, opts...)
 		}},
 		{"notify", "grpc", func(ctx context.Context, log *zap.Logger, opts ...process.Option) error {
@@ -377,26 +390,26 @@ func parts(cfg Config, id *identity, addrs wiring) []part {
 			if err != nil {
 				return err
 			}
-			nc.HTTP = cfg.HTTP
+			nc.HTTP, nc.Tracing = cfg.HTTP, cfg.Tracing
 			return notify.Run(ctx, nc, log, opts...)
 		}},
 		{"main-gateway", "http", func(ctx context.Context, log *zap.Logger, opts ...process.Option) error {
 			return maingw.Run(ctx, maingw.Config{
-				HTTP: cfg.HTTP, BodyLimit: web.DefaultBodyLimit, Auth: id.settings("main-gateway"),
+				HTTP: cfg.HTTP, Tracing: cfg.Tracing, BodyLimit: web.DefaultBodyLimit, Auth: id.settings("main-gateway"),
 				DataAddr: addrs.data, DeviceAddr: addrs.device, NotifyAddr: addrs.notify, CallTimeout: rpc.DefaultCallTimeout,
 			}, log, opts...)
 		}},
 		{"auth-gateway", "http", func(ctx context.Context, log *zap.Logger, opts ...process.Option) error {
 			s := id.settings("auth-gateway")
 			return authgw.Run(ctx, authgw.Config{
-				HTTP: cfg.HTTP, KeycloakURL: id.baseURL, KeycloakRealm: realm,
+				HTTP: cfg.HTTP, Tracing: cfg.Tracing, KeycloakURL: id.baseURL, KeycloakRealm: realm,
 				ClientID: s.ClientID, ClientSecret: s.ClientSecret,
 				KafkaBrokers: []string{addrs.kafka}, NotifyAddr: addrs.notify,
 			}, log, opts...)
 		}},
 		{"admin-gateway", "http", func(ctx context.Context, log *zap.Logger, opts ...process.Option) error {
 			return admingw.Run(ctx, admingw.Config{
-				HTTP: cfg.HTTP, BodyLimit: web.DefaultBodyLimit, Auth: id.settings("admin-gateway"),
+				HTTP: cfg.HTTP, Tracing: cfg.Tracing, BodyLimit: web.DefaultBodyLimit, Auth: id.settings("admin-gateway"),
 				DataAddr: addrs.data, DeviceAddr: addrs.device, NotifyAddr: addrs.notify, CallTimeout: rpc.DefaultCallTimeout,
 			}, log, opts...)
 		}},

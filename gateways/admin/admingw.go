@@ -25,6 +25,7 @@ import (
 	"github.com/comfortech/platform/libs/logging"
 	"github.com/comfortech/platform/libs/process"
 	"github.com/comfortech/platform/libs/rpc"
+	"github.com/comfortech/platform/libs/tracing"
 	"github.com/comfortech/platform/libs/web"
 	adminv1 "github.com/comfortech/platform/proto/comfortech/admin/v1"
 	datav1 "github.com/comfortech/platform/proto/comfortech/data/v1"
@@ -43,6 +44,8 @@ type Config struct {
 	BodyLimit int64 `env:"HTTP_BODY_LIMIT" envDefault:"1048576"`
 	// HTTP holds server timeouts and the drain timeout.
 	HTTP web.ServerConfig
+	// Tracing says where spans are exported (OTEL_EXPORTER_OTLP_ENDPOINT, ...).
+	Tracing tracing.Config
 	// DataAddr is the data service's gRPC address (fleet registry,
 	// accounts, audit log, device models).
 	DataAddr string `env:"DATA_ADDR" envDefault:"localhost:7001"`
@@ -64,7 +67,11 @@ type Config struct {
 // Run serves the gateway until ctx ends.
 func Run(ctx context.Context, cfg Config, log *zap.Logger, opts ...process.Option) error {
 	ls := process.Apply(opts)
-	p := process.New("admin-gateway", log, process.Config{OpsAddr: cfg.OpsAddr, HTTP: cfg.HTTP})
+	p, err := process.New("admin-gateway", log, process.Config{OpsAddr: cfg.OpsAddr, HTTP: cfg.HTTP,
+		Tracing: cfg.Tracing, TracerProvider: ls.TracerProvider})
+	if err != nil {
+		return err
+	}
 	v, err := p.Verifier(ctx, cfg.Auth)
 	if err != nil {
 		return err

@@ -53,7 +53,11 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger, opts ...process.Optio
 	}
 	cfg = cfg.withDefaults()
 	ls := process.Apply(opts)
-	p := process.New("auth-gateway", log, process.Config{OpsAddr: cfg.OpsAddr, HTTP: cfg.HTTP})
+	p, err := process.New("auth-gateway", log, process.Config{OpsAddr: cfg.OpsAddr, HTTP: cfg.HTTP,
+		Tracing: cfg.Tracing, TracerProvider: ls.TracerProvider})
+	if err != nil {
+		return err
+	}
 
 	idp, err := keycloak.New(keycloak.Config{
 		BaseURL: cfg.KeycloakURL, Realm: cfg.KeycloakRealm, AppClient: cfg.KeycloakAppClient,
@@ -75,7 +79,7 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger, opts ...process.Optio
 	}
 	p.Health.Add("identity-keys", verifier.Ready)
 
-	kcfg := kafka.Config{Brokers: cfg.KafkaBrokers, ClientID: "auth-gateway", DialTimeout: 5 * time.Second}
+	kcfg := kafka.Config{Brokers: cfg.KafkaBrokers, ClientID: "auth-gateway", DialTimeout: 5 * time.Second, TracerProvider: p.Tracer}
 	km, err := kafka.NewMetrics(p.Metrics)
 	if err != nil {
 		return fmt.Errorf("auth gateway: %w", err)
@@ -191,7 +195,8 @@ func codeSender(cfg Config, p *process.Process, log *zap.Logger) (app.CodeSender
 	if err != nil {
 		return nil, nil, err
 	}
-	conn, err := rpc.Dial(cfg.NotifyAddr, p.Metrics, rpc.WithPerRPCCredentials(ts), rpc.WithCallTimeout(cfg.NotifyTimeout))
+	conn, err := rpc.Dial(cfg.NotifyAddr, p.Metrics, rpc.WithPerRPCCredentials(ts), rpc.WithCallTimeout(cfg.NotifyTimeout),
+		rpc.WithClientTracing(p.Tracer))
 	if err != nil {
 		return nil, nil, fmt.Errorf("NOTIFY_ADDR: %w", err)
 	}

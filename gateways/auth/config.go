@@ -12,6 +12,7 @@ import (
 	"github.com/comfortech/platform/gateways/auth/internal/ratelimit"
 	"github.com/comfortech/platform/libs/config"
 	"github.com/comfortech/platform/libs/logging"
+	"github.com/comfortech/platform/libs/tracing"
 	"github.com/comfortech/platform/libs/web"
 )
 
@@ -29,6 +30,8 @@ type Config struct {
 	BodyLimit int64 `env:"HTTP_BODY_LIMIT" envDefault:"1048576"`
 	// HTTP holds server timeouts and the drain timeout.
 	HTTP web.ServerConfig
+	// Tracing says where spans are exported (OTEL_EXPORTER_OTLP_ENDPOINT, ...).
+	Tracing tracing.Config
 	// Log selects the log level and format.
 	Log logging.Config
 

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // DefaultVersion is the Kafka protocol version assumed when Config.Version
@@ -53,6 +54,11 @@ type Config struct {
 	// Tune, when set, adjusts the sarama configuration after the defaults
 	// are applied: the hook for TLS, SASL or any knob not surfaced here.
 	Tune func(*sarama.Config)
+
+	// TracerProvider records a producer span for every message sent (its
+	// context goes in the traceparent header) and a consumer span for every
+	// message or batch handled, child of the producer's. Nil: no-op.
+	TracerProvider trace.TracerProvider
 }
 
 // Validate reports whether the configuration can be used.

@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 
 	"github.com/IBM/sarama"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 )
 
@@ -26,6 +28,7 @@ type Producer struct {
 	cfg     Config
 	log     *zap.Logger
 	metrics *Metrics
+	tracer  trace.Tracer
 
 	// mu guards ap and closed. Publishers hold it shared while they hand
 	// messages to ap.Input(), so Close (exclusive) never closes the input
@@ -45,7 +48,7 @@ func NewProducer(cfg Config, log *zap.Logger, metrics *Metrics) (*Producer, erro
 	if log == nil {
 		log = zap.NewNop()
 	}
-	return &Producer{cfg: cfg, log: log.Named("kafka.producer"), metrics: metrics.orNoop()}, nil
+	return &Producer{cfg: cfg, log: log.Named("kafka.producer"), metrics: metrics.orNoop(), tracer: cfg.tracer()}, nil
 }
 
 // BatchError reports a PublishBatch in which some messages were not
@@ -82,7 +85,8 @@ func (e *BatchError) Unwrap() []error {
 
 // Publish sends m and waits until the brokers acknowledged it. When ctx
 // ends first it returns ctx's error, and the message may still be delivered.
-// The trace context of ctx is added unless m already has a traceparent.
+// A producer span is recorded, child of the trace m carries or else of
+// ctx's, and its context replaces m's traceparent.
 func (p *Producer) Publish(ctx context.Context, m Message) error {
 	err := p.PublishBatch(ctx, []Message{m})
 	if be, ok := errors.AsType[*BatchError](err); ok {
@@ -163,11 +167,14 @@ func (p *Producer) enqueue(ctx context.Context, ap sarama.AsyncProducer, b *batc
 	}
 	for i := range msgs {
 		m := msgs[i] // copy: the caller's slice is not modified
-		InjectTraceContext(ctx, &m)
+		span := startSend(ctx, p.tracer, &m)
 		select {
-		case ap.Input() <- toSarama(&m, ticket{b: b, i: i}):
+		case ap.Input() <- toSarama(&m, ticket{b: b, i: i, span: span}):
 		case <-ctx.Done():
-			return fmt.Errorf("kafka: publish: %w", ctx.Err())
+			err := fmt.Errorf("kafka: publish: %w", ctx.Err())
+			fail(span, err)
+			span.End()
+			return err
 		}
 	}
 	return nil
@@ -221,6 +228,9 @@ func (p *Producer) successes(ap sarama.AsyncProducer) {
 			seen[pm.Topic] = true
 		}
 		if t, ok := pm.Metadata.(ticket); ok {
+			t.span.SetAttributes(attribute.Int("messaging.destination.partition.id", int(pm.Partition)),
+				attribute.Int64("messaging.kafka.offset", pm.Offset))
+			t.span.End()
 			t.b.complete(t.i, nil)
 		}
 	}
@@ -232,7 +242,10 @@ func (p *Producer) errors(ap sarama.AsyncProducer) {
 		p.metrics.produceErrors.WithLabelValues(pe.Msg.Topic).Inc()
 		p.log.Debug("message not delivered", zap.String("topic", pe.Msg.Topic), zap.Error(pe.Err))
 		if t, ok := pe.Msg.Metadata.(ticket); ok {
-			t.b.complete(t.i, fmt.Errorf("kafka: produce to %s: %w", pe.Msg.Topic, pe.Err))
+			err := fmt.Errorf("kafka: produce to %s: %w", pe.Msg.Topic, pe.Err)
+			fail(t.span, err)
+			t.span.End()
+			t.b.complete(t.i, err)
 		}
 	}
 }
@@ -277,6 +290,7 @@ func (b *batch) complete(i int, err error) {
 
 // ticket travels with a message through sarama (ProducerMessage.Metadata).
 type ticket struct {
-	b *batch
-	i int
+	b    *batch
+	i    int
+	span trace.Span // the message's producer span, ended with its result
 }

@@ -10,6 +10,8 @@ import (
 
 	"github.com/IBM/sarama"
 	"github.com/cenkalti/backoff/v5"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 )
 
@@ -114,6 +116,7 @@ type Runner struct {
 	base    *zap.Logger // as passed in, for the runner's own producer
 	log     *zap.Logger
 	metrics *Metrics
+	tracer  trace.Tracer
 }
 
 // NewRunner validates the configuration and returns a runner; nothing
@@ -161,6 +164,7 @@ func NewRunner(cfg Config, rc RunnerConfig, h Handler, log *zap.Logger, metrics 
 		base:    log,
 		log:     log.Named("kafka.runner").With(zap.String("group", rc.Group)),
 		metrics: metrics,
+		tracer:  cfg.tracer(),
 	}, nil
 }
 
@@ -335,11 +339,15 @@ func (h *groupHandler) processBatch(ctx context.Context, batch []*sarama.Consume
 		ms[i] = fromSarama(cm)
 		r.metrics.consumed.WithLabelValues(ms[i].Topic).Inc()
 	}
-	err := h.callBatch(ExtractTraceContext(ctx, ms[0]), ms)
+	bctx, span := startBatch(ctx, r.tracer, r.rc.Group, ms)
+	err := h.callBatch(bctx, ms)
 	if err == nil {
+		span.End()
 		r.metrics.handled.WithLabelValues(ms[0].Topic, outcomeOK).Add(float64(len(ms)))
 		return true
 	}
+	fail(span, err)
+	span.End()
 	if ctx.Err() != nil {
 		return false
 	}
@@ -377,7 +385,8 @@ func (h *groupHandler) process(ctx context.Context, cm *sarama.ConsumerMessage, 
 	if count {
 		r.metrics.consumed.WithLabelValues(m.Topic).Inc()
 	}
-	hctx := ExtractTraceContext(ctx, m)
+	hctx, span := startProcess(ctx, r.tracer, r.rc.Group, m)
+	defer span.End()
 
 	attempts := 0
 	_, err := backoff.Retry(ctx, func() (struct{}, error) {
@@ -391,7 +400,10 @@ func (h *groupHandler) process(ctx context.Context, cm *sarama.ConsumerMessage, 
 		backoff.WithBackOff(r.backoff()),
 		backoff.WithMaxTries(uint(r.rc.MaxAttempts)),
 		backoff.WithMaxElapsedTime(0),
-		backoff.WithNotify(func(error, time.Duration) { r.metrics.retries.WithLabelValues(m.Topic).Inc() }),
+		backoff.WithNotify(func(err error, wait time.Duration) {
+			r.metrics.retries.WithLabelValues(m.Topic).Inc()
+			span.AddEvent("retry", trace.WithAttributes(attribute.String("error", err.Error()), attribute.String("wait", wait.String())))
+		}),
 	)
 	if err == nil {
 		r.metrics.handled.WithLabelValues(m.Topic, outcomeOK).Inc()
@@ -405,6 +417,8 @@ func (h *groupHandler) process(ctx context.Context, cm *sarama.ConsumerMessage, 
 	if IsPermanent(err) {
 		reason = reasonPermanent
 	}
+	fail(span, err)
+	span.SetAttributes(attribute.String("comfort.dead_letter.reason", reason))
 	log := r.log.With(zap.String("topic", m.Topic), zap.Int32("partition", m.Partition),
 		zap.Int64("offset", m.Offset), zap.Int("attempts", attempts))
 	log.Warn("handler failed, dead-lettering message", zap.String("reason", reason), zap.Error(err))

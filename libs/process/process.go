@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 
@@ -23,6 +24,7 @@ import (
 	"github.com/comfortech/platform/libs/lifecycle"
 	"github.com/comfortech/platform/libs/metrics"
 	"github.com/comfortech/platform/libs/rpc"
+	"github.com/comfortech/platform/libs/tracing"
 	"github.com/comfortech/platform/libs/web"
 )
 
@@ -35,6 +37,11 @@ type Config struct {
 	HTTP web.ServerConfig
 	// ReadinessInterval is how often the gRPC health status is re-evaluated.
 	ReadinessInterval time.Duration `env:"READINESS_INTERVAL" envDefault:"5s"`
+	// Tracing says where spans are exported (the OTEL_* variables).
+	Tracing tracing.Config
+	// TracerProvider, when set, is used instead of one built from Tracing
+	// (process.WithTracerProvider); its owner shuts it down.
+	TracerProvider trace.TracerProvider `env:"-"`
 }
 
 // Process is one running binary (or one part inside the all-in-one binary).
@@ -47,24 +54,40 @@ type Process struct {
 	Metrics *metrics.Registry
 	// Health holds the part's readiness checks.
 	Health *health.Checker
+	// Tracer records the part's spans: its servers', clients' and Kafka
+	// producers' and consumers'. It is a no-op provider unless tracing is
+	// configured.
+	Tracer trace.TracerProvider
 
-	cfg   Config
-	group *lifecycle.Group
+	cfg    Config
+	group  *lifecycle.Group
+	tracer *tracing.Provider
 }
 
-// New returns a Process with a fresh registry and checker.
-func New(name string, log *zap.Logger, cfg Config) *Process {
+// New returns a Process with a fresh registry and checker, and its tracer
+// provider. It fails only on a tracing configuration the exporter cannot use.
+func New(name string, log *zap.Logger, cfg Config) (*Process, error) {
 	if cfg.ReadinessInterval <= 0 {
 		cfg.ReadinessInterval = 5 * time.Second
 	}
 	if cfg.HTTP == (web.ServerConfig{}) {
 		cfg.HTTP = web.DefaultServerConfig()
 	}
+	tp := tracing.Borrowed(cfg.TracerProvider)
+	if cfg.TracerProvider == nil {
+		var err error
+		// Building the exporter connects nowhere yet.
+		if tp, err = tracing.New(context.Background(), cfg.Tracing, name); err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+	}
 	p := &Process{
 		Name:    name,
 		Log:     log,
 		Metrics: metrics.New(),
 		Health:  health.New(2 * time.Second),
+		Tracer:  tp,
+		tracer:  tp,
 		cfg:     cfg,
 		group:   lifecycle.New(log),
 	}
@@ -80,7 +103,7 @@ func New(name string, log *zap.Logger, cfg Config) *Process {
 		}
 		return 0
 	}))
-	return p
+	return p, nil
 }
 
 // Listen returns given when it is not nil, and otherwise listens on addr.
@@ -116,6 +139,7 @@ func (p *Process) ServeGRPC(l net.Listener, srv *grpc.Server) {
 // ServeHTTP adds an HTTP server on l, counted in the metrics as server.
 func (p *Process) ServeHTTP(server string, l net.Listener, h http.Handler) {
 	h = p.Metrics.HTTPMiddleware(server)(h)
+	h = web.Tracing(p.Tracer, server)(h)
 	p.group.Add("http "+l.Addr().String(), func(ctx context.Context) error {
 		return web.Serve(ctx, l, h, p.cfg.HTTP)
 	})
@@ -140,7 +164,14 @@ func (p *Process) Run(ctx context.Context, opsListener net.Listener) error {
 		return p.Health.Watch(ctx, p.cfg.ReadinessInterval)
 	})
 	p.Log.Info("started", zap.String("ops", l.Addr().String()))
-	return p.group.Run(ctx)
+	err = p.group.Run(ctx)
+	// After the drain: the spans of the last requests go out too.
+	flushCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if ferr := p.tracer.Shutdown(flushCtx); ferr != nil {
+		p.Log.Warn("spans not exported at stop", zap.Error(ferr))
+	}
+	return err
 }
 
 // GRPCServer listens on addr (or uses given), builds a gRPC server with the
@@ -152,6 +183,7 @@ func (p *Process) GRPCServer(addr string, given net.Listener, opts ...rpc.Server
 	if err != nil {
 		return nil, fmt.Errorf("%s grpc: %w", p.Name, err)
 	}
+	opts = append([]rpc.ServerOption{rpc.WithServerTracing(p.Tracer)}, opts...)
 	srv, err := rpc.NewServer(p.Log, p.Metrics, p.Health, opts...)
 	if err != nil {
 		_ = l.Close()
@@ -167,6 +199,7 @@ func (p *Process) GRPCServer(addr string, given net.Listener, opts ...rpc.Server
 // ready when the services behind it are. name names the readiness check;
 // the caller closes the connection after Run.
 func (p *Process) Dial(name, addr string, opts ...rpc.ClientOption) (*grpc.ClientConn, error) {
+	opts = append([]rpc.ClientOption{rpc.WithClientTracing(p.Tracer)}, opts...)
 	conn, err := rpc.Dial(addr, p.Metrics, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", p.Name, err)

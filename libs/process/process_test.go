@@ -44,7 +44,10 @@ func get(t *testing.T, url string) (int, string) {
 // failing readiness check, then checks every ops endpoint and the shutdown.
 func TestProcess(t *testing.T) {
 	t.Parallel()
-	p := process.New("test", zap.NewNop(), process.Config{ReadinessInterval: 20 * time.Millisecond})
+	p, err := process.New("test", zap.NewNop(), process.Config{ReadinessInterval: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
 	dbUp := make(chan struct{})
 	p.Health.Add("db", func(context.Context) error {
 		select {
@@ -152,7 +155,10 @@ func TestDial(t *testing.T) {
 	go func() { _ = srv.Serve(l) }()
 	defer srv.Stop()
 
-	p := process.New("gateway", zap.NewNop(), process.Config{})
+	p, err := process.New("gateway", zap.NewNop(), process.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	conn, err := p.Dial("upstream", l.Addr().String())
 	if err != nil {
 		t.Fatal(err)

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"time"
 
+	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
@@ -23,6 +25,7 @@ type clientOptions struct {
 	creds   credentials.PerRPCCredentials
 	unary   []grpc.UnaryClientInterceptor
 	extra   []grpc.DialOption
+	tracer  trace.TracerProvider
 }
 
 // ClientOption configures Dial.
@@ -42,6 +45,12 @@ func WithPerRPCCredentials(c credentials.PerRPCCredentials) ClientOption {
 // WithClientInterceptors adds unary interceptors after the standard ones.
 func WithClientInterceptors(i ...grpc.UnaryClientInterceptor) ClientOption {
 	return func(o *clientOptions) { o.unary = append(o.unary, i...) }
+}
+
+// WithClientTracing makes a client span of every call and sends its
+// trace context to the server as traceparent metadata.
+func WithClientTracing(tp trace.TracerProvider) ClientOption {
+	return func(o *clientOptions) { o.tracer = tp }
 }
 
 // WithDialOptions passes options straight to grpc.NewClient.
@@ -64,6 +73,7 @@ func Dial(target string, reg *metrics.Registry, opts ...ClientOption) (*grpc.Cli
 	}, o.unary...)
 	dialOpts := append([]grpc.DialOption{
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithStatsHandler(otelgrpc.NewClientHandler(otelOptions(o.tracer)...)),
 		grpc.WithChainUnaryInterceptor(unary...),
 		grpc.WithChainStreamInterceptor(requestid.StreamClientInterceptor(), cm.StreamClientInterceptor()),
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 30 * time.Second, Timeout: 10 * time.Second, PermitWithoutStream: true}),

@@ -16,6 +16,10 @@ import (
 	grpclog "github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
 	pvmw "github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/protovalidate"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
+	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -29,12 +33,14 @@ import (
 	"github.com/comfortech/platform/libs/logging"
 	"github.com/comfortech/platform/libs/metrics"
 	"github.com/comfortech/platform/libs/requestid"
+	"github.com/comfortech/platform/libs/tracing"
 )
 
 type serverOptions struct {
 	unary  []grpc.UnaryServerInterceptor
 	stream []grpc.StreamServerInterceptor
 	extra  []grpc.ServerOption
+	tracer trace.TracerProvider
 }
 
 // ServerOption configures NewServer.
@@ -51,6 +57,13 @@ func WithServerInterceptors(unary grpc.UnaryServerInterceptor, stream grpc.Strea
 			o.stream = append(o.stream, stream)
 		}
 	}
+}
+
+// WithServerTracing makes a server span of every call, child of the
+// caller's span when the call carries a traceparent. Without it calls are
+// not traced (the no-op provider).
+func WithServerTracing(tp trace.TracerProvider) ServerOption {
+	return func(o *serverOptions) { o.tracer = tp }
 }
 
 // WithGRPCOptions passes options straight to grpc.NewServer.
@@ -103,6 +116,9 @@ func NewServer(log *zap.Logger, reg *metrics.Registry, checker *health.Checker, 
 	stream = append(stream, pvmw.StreamServerInterceptor(validator))
 
 	srv := grpc.NewServer(append([]grpc.ServerOption{
+		// A stats handler, not an interceptor: the span is open before the
+		// interceptors run, so their logs carry its trace id.
+		grpc.StatsHandler(otelgrpc.NewServerHandler(otelOptions(o.tracer)...)),
 		grpc.ChainUnaryInterceptor(unary...),
 		grpc.ChainStreamInterceptor(stream...),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
@@ -205,3 +221,17 @@ func WithAuth(v *auth.Verifier, opts ...auth.GRPCOption) ServerOption {
 // ServicePrefix is the method-name prefix of every RPC of the service that
 // desc describes ("/pkg.v1.Service/"), as auth.WithMethodRoles expects.
 func ServicePrefix(desc *grpc.ServiceDesc) string { return "/" + desc.ServiceName + "/" }
+
+// otelOptions configures otelgrpc with tp (the no-op provider when nil), the
+// platform's propagator, and no metrics: the Prometheus interceptors count
+// calls, and otelgrpc must not fall back to OpenTelemetry's globals.
+func otelOptions(tp trace.TracerProvider) []otelgrpc.Option {
+	if tp == nil {
+		tp = noop.NewTracerProvider()
+	}
+	return []otelgrpc.Option{
+		otelgrpc.WithTracerProvider(tp),
+		otelgrpc.WithPropagators(tracing.Propagator),
+		otelgrpc.WithMeterProvider(metricnoop.NewMeterProvider()),
+	}
+}

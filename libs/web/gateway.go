@@ -27,6 +27,7 @@ func MuxOptions() []runtime.ServeMuxOption {
 			WriteError(w, r, routingError(httpStatus))
 		}),
 		runtime.WithIncomingHeaderMatcher(headerMatcher),
+		runtime.WithMiddlewares(routeSpanName),
 	}
 }
 

@@ -30,6 +30,7 @@ import (
 	"github.com/comfortech/platform/libs/process"
 	"github.com/comfortech/platform/libs/rpc"
 	"github.com/comfortech/platform/libs/sqldb"
+	"github.com/comfortech/platform/libs/tracing"
 	"github.com/comfortech/platform/libs/web"
 	"github.com/comfortech/platform/services/data/internal/accountsync"
 	"github.com/comfortech/platform/services/data/internal/app"
@@ -47,6 +48,8 @@ type Config struct {
 	OpsAddr string `env:"OPS_ADDR" envDefault:":9071"`
 	// HTTP holds server timeouts and the drain timeout.
 	HTTP web.ServerConfig
+	// Tracing says where spans are exported (OTEL_EXPORTER_OTLP_ENDPOINT, ...).
+	Tracing tracing.Config
 	// Auth locates the identity provider and lists the accepted clients.
 	Auth auth.Settings
 	// Log selects the log level and format.
@@ -85,7 +88,11 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger, opts ...process.Optio
 		return fmt.Errorf("data: config: %w", err)
 	}
 	ls := process.Apply(opts)
-	p := process.New("data", log, process.Config{OpsAddr: cfg.OpsAddr, HTTP: cfg.HTTP})
+	p, err := process.New("data", log, process.Config{OpsAddr: cfg.OpsAddr, HTTP: cfg.HTTP,
+		Tracing: cfg.Tracing, TracerProvider: ls.TracerProvider})
+	if err != nil {
+		return err
+	}
 	v, err := p.Verifier(ctx, cfg.Auth)
 	if err != nil {
 		return err
@@ -106,7 +113,7 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger, opts ...process.Optio
 		return fmt.Errorf("data: %w", err)
 	}
 
-	kcfg := kafka.Config{Brokers: cfg.KafkaBrokers, ClientID: "data-service", DialTimeout: 5 * time.Second}
+	kcfg := kafka.Config{Brokers: cfg.KafkaBrokers, ClientID: "data-service", DialTimeout: 5 * time.Second, TracerProvider: p.Tracer}
 	km, err := kafka.NewMetrics(p.Metrics)
 	if err != nil {
 		return fmt.Errorf("data: %w", err)

@@ -21,6 +21,7 @@ import (
 	"github.com/comfortech/platform/libs/process"
 	"github.com/comfortech/platform/libs/rpc"
 	"github.com/comfortech/platform/libs/sqldb"
+	"github.com/comfortech/platform/libs/tracing"
 	"github.com/comfortech/platform/libs/web"
 	"github.com/comfortech/platform/services/device/dynsec"
 	"github.com/comfortech/platform/services/device/internal/app"
@@ -47,6 +48,8 @@ type Config struct {
 	OpsAddr string `env:"OPS_ADDR" envDefault:":9072"`
 	// HTTP holds server timeouts and the drain timeout.
 	HTTP web.ServerConfig
+	// Tracing says where spans are exported (OTEL_EXPORTER_OTLP_ENDPOINT, ...).
+	Tracing tracing.Config
 	// Auth locates the identity provider and lists the accepted clients.
 	Auth auth.Settings
 	// Log selects the log level and format.
@@ -148,7 +151,11 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger, opts ...process.Optio
 		return fmt.Errorf("device: config: %w", err)
 	}
 	ls := process.Apply(opts)
-	p := process.New("device", log, process.Config{OpsAddr: cfg.OpsAddr, HTTP: cfg.HTTP})
+	p, err := process.New("device", log, process.Config{OpsAddr: cfg.OpsAddr, HTTP: cfg.HTTP,
+		Tracing: cfg.Tracing, TracerProvider: ls.TracerProvider})
+	if err != nil {
+		return err
+	}
 	v, err := p.Verifier(ctx, cfg.Auth)
 	if err != nil {
 		return err
@@ -169,7 +176,7 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger, opts ...process.Optio
 	if err != nil {
 		return fmt.Errorf("device: %w", err)
 	}
-	var dataOpts []rpc.ClientOption
+	dataOpts := []rpc.ClientOption{rpc.WithClientTracing(p.Tracer)}
 	if ts != nil {
 		dataOpts = append(dataOpts, rpc.WithPerRPCCredentials(ts))
 	}
@@ -196,7 +203,7 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger, opts ...process.Optio
 		// Operator actions go to the audit log through a producer of their
 		// own: they never queue behind telemetry.
 		producer, err := kafka.NewProducer(kafka.Config{Brokers: cfg.KafkaBrokers, ClientID: "device-service-audit",
-			DialTimeout: 5 * time.Second}, log.Named("audit"), nil)
+			DialTimeout: 5 * time.Second, TracerProvider: p.Tracer}, log.Named("audit"), nil)
 		if err != nil {
 			return fmt.Errorf("device: %w", err)
 		}

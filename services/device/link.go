@@ -46,7 +46,7 @@ func startLink(ctx context.Context, cfg Config, p *process.Process, store app.St
 	// idempotent) goes in the next, and a linger would only add its timer
 	// to every message's latency.
 	kcfg := kafka.Config{Brokers: cfg.KafkaBrokers, ClientID: "device-service", DialTimeout: 5 * time.Second,
-		Tune: func(sc *sarama.Config) { sc.Producer.Flush.Frequency = 0 }}
+		Tune: func(sc *sarama.Config) { sc.Producer.Flush.Frequency = 0 }, TracerProvider: p.Tracer}
 	km, err := kafka.NewMetrics(p.Metrics)
 	if err != nil {
 		return fmt.Errorf("device: %w", err)

@@ -43,6 +43,7 @@ import (
 	"github.com/comfortech/platform/libs/process"
 	"github.com/comfortech/platform/libs/rpc"
 	"github.com/comfortech/platform/libs/sqldb"
+	"github.com/comfortech/platform/libs/tracing"
 	"github.com/comfortech/platform/libs/web"
 	"github.com/comfortech/platform/proto/eventcatalog"
 	"github.com/comfortech/platform/services/notify/internal/accounts"
@@ -69,6 +70,8 @@ type Config struct {
 	OpsAddr string `env:"OPS_ADDR" envDefault:":9073"`
 	// HTTP holds server timeouts and the drain timeout.
 	HTTP web.ServerConfig
+	// Tracing says where spans are exported (OTEL_EXPORTER_OTLP_ENDPOINT, ...).
+	Tracing tracing.Config
 	// Auth locates the identity provider and lists the accepted clients;
 	// AUTH_CLIENT_ID/SECRET are the service account used for DATA_ADDR.
 	Auth auth.Settings
@@ -167,7 +170,11 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger, opts ...process.Optio
 		return fmt.Errorf("notify: config: %w", err)
 	}
 	ls := process.Apply(opts)
-	p := process.New("notify", log, process.Config{OpsAddr: cfg.OpsAddr, HTTP: cfg.HTTP})
+	p, err := process.New("notify", log, process.Config{OpsAddr: cfg.OpsAddr, HTTP: cfg.HTTP,
+		Tracing: cfg.Tracing, TracerProvider: ls.TracerProvider})
+	if err != nil {
+		return err
+	}
 	v, err := p.Verifier(ctx, cfg.Auth)
 	if err != nil {
 		return err
@@ -184,7 +191,7 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger, opts ...process.Optio
 	}
 	store := sqlstore.New(db)
 
-	kcfg := kafka.Config{Brokers: cfg.KafkaBrokers, ClientID: "notify-service", DialTimeout: 5 * time.Second}
+	kcfg := kafka.Config{Brokers: cfg.KafkaBrokers, ClientID: "notify-service", DialTimeout: 5 * time.Second, TracerProvider: p.Tracer}
 	km, err := kafka.NewMetrics(p.Metrics)
 	if err != nil {
 		return fmt.Errorf("notify: %w", err)
@@ -212,7 +219,7 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger, opts ...process.Optio
 		if err != nil {
 			return fmt.Errorf("notify: %w", err)
 		}
-		conn, err := rpc.Dial(cfg.DataAddr, p.Metrics, rpc.WithPerRPCCredentials(ts))
+		conn, err := rpc.Dial(cfg.DataAddr, p.Metrics, rpc.WithPerRPCCredentials(ts), rpc.WithClientTracing(p.Tracer))
 		if err != nil {
 			return fmt.Errorf("notify: %w", err)
 		}
