@@ -235,6 +235,7 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger, opts ...process.Optio
 		Directory:   dir,
 		Events:      deliveryEvents,
 		Observe:     dm.observe,
+		Tracer:      p.Tracer.Tracer("github.com/comfortech/platform/services/notify"),
 		Republish:   func(ctx context.Context, d *app.DeadLetter) error { return producer.Publish(ctx, replayMessage(d)) },
 		CheckHost:   func(h string) error { return providers.CheckHost(h, cfg.Webhook.AllowPrivate) },
 		MaxAttempts: cfg.MaxAttempts, MinBackoff: cfg.MinBackoff, MaxBackoff: cfg.MaxBackoff, Workers: cfg.Workers,

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 )
 
@@ -53,6 +54,11 @@ func (s *Service) enqueue(ctx context.Context, ds []*Delivery, skips []AttemptRe
 	added, err := s.store.AddDeliveries(ctx, ds)
 	if err != nil {
 		return err
+	}
+	for _, d := range added {
+		if !d.trace.IsValid() {
+			d.trace = trace.SpanContextFromContext(ctx)
+		}
 	}
 	rec := s.rec.Load()
 	if rec == nil {

@@ -13,6 +13,9 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/sony/gobreaker/v2"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 )
 
@@ -295,6 +298,16 @@ func (s *Service) release(ds []*Delivery) {
 // If recording fails, the lease ends and d is attempted again: at least
 // once.
 func (s *Service) attempt(ctx context.Context, d *Delivery, wait bool) *Attempt {
+	if d.trace.IsValid() {
+		ctx = trace.ContextWithSpanContext(ctx, d.trace)
+	}
+	ctx, span := s.cfg.Tracer.Start(ctx, "deliver "+string(d.Channel), trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(attribute.String("comfort.notification.id", d.NotificationID),
+			attribute.String("comfort.delivery.id", d.ID), attribute.Int("comfort.delivery.attempt", d.Attempts+1)))
+	defer span.End()
+	if d.Subscription != "" {
+		span.SetAttributes(attribute.String("comfort.subscription", d.Subscription))
+	}
 	m := &Message{ID: d.NotificationID, Channel: d.Channel, Recipient: d.Recipient, Subject: d.Subject,
 		Body: d.Body, HTMLBody: d.HTMLBody, NotificationID: d.NotificationID}
 	key := string(d.Channel)
@@ -351,6 +364,11 @@ func (s *Service) attempt(ctx context.Context, d *Delivery, wait bool) *Attempt 
 		}
 		d.NextAttempt = s.now().Add(max(s.backoff(d.Attempts), res.RetryAfter))
 		a.NextAttempt = d.NextAttempt
+	}
+	span.SetAttributes(attribute.String("comfort.delivery.status", string(a.Status)))
+	if res.Err != nil {
+		span.RecordError(res.Err)
+		span.SetStatus(codes.Error, a.Detail)
 	}
 	if s.cfg.Observe != nil {
 		s.cfg.Observe(a)

@@ -3,6 +3,8 @@ package app
 import (
 	"slices"
 	"time"
+
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Channel is a way to reach a recipient.
@@ -226,6 +228,10 @@ type Delivery struct {
 	// Topic is the topic an event delivery's event came from.
 	Topic      string
 	CreateTime time.Time
+
+	// trace is the span that created the delivery, the parent of its
+	// first attempt's span; it is not stored.
+	trace trace.SpanContext
 }
 
 // Attempt is one entry of the delivery log.

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/sony/gobreaker/v2"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 	"go.uber.org/zap"
 )
 
@@ -25,6 +27,10 @@ type Config struct {
 	// Events turns a delivery-log entry into the records to emit
 	// (notifications.delivery); nil emits nothing.
 	Events func(*Attempt) []Event
+	// Tracer records a span for every delivery attempt, child of the span
+	// that handled the notification or event (first attempts; a retry
+	// taken from the store starts a trace of its own); nil records none.
+	Tracer trace.Tracer
 	// Observe, when set, is told every delivery attempt once its outcome
 	// is known (metrics).
 	Observe func(*Attempt)
@@ -121,6 +127,9 @@ func New(store Store, cfg Config) *Service {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.Tracer == nil {
+		cfg.Tracer = noop.NewTracerProvider().Tracer("")
 	}
 	now := func() time.Time { return cfg.Now().UTC() }
 	return &Service{

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Subscription sends the platform's events on some topics to an operator's
@@ -383,7 +385,9 @@ func (s *Service) HandleEvents(ctx context.Context, events []*CloudEvent) error 
 					return fmt.Errorf("%w: %w", ErrInvalid, err)
 				}
 			}
-			ds = append(ds, s.eventDelivery(sub, e.ID, e.Type, e.Topic, body))
+			d := s.eventDelivery(sub, e.ID, e.Type, e.Topic, body)
+			d.trace = eventTrace(ctx, e)
+			ds = append(ds, d)
 		}
 	}
 	return s.enqueue(ctx, ds, nil)
@@ -460,4 +464,20 @@ func (s *Service) subscription(ctx context.Context, name string) (*Subscription,
 		return nil, &Error{Kind: ErrNotFound, Msg: "subscription not found"}
 	}
 	return sub, err
+}
+
+// eventTrace is the parent of the spans of e's deliveries: the span
+// handling it when that span is in e's trace, else (e shares a batch with
+// events of other traces) the span that produced e.
+func eventTrace(ctx context.Context, e *CloudEvent) trace.SpanContext {
+	current := trace.SpanContextFromContext(ctx)
+	if e.TraceParent == "" {
+		return current
+	}
+	produced := trace.SpanContextFromContext(propagation.TraceContext{}.Extract(context.Background(),
+		propagation.MapCarrier{"traceparent": e.TraceParent}))
+	if !produced.IsValid() || produced.TraceID() == current.TraceID() {
+		return current
+	}
+	return produced
 }
