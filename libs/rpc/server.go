@@ -17,6 +17,7 @@ import (
 	pvmw "github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/protovalidate"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
+	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc/filters"
 	metricnoop "go.opentelemetry.io/otel/metric/noop"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
@@ -223,8 +224,10 @@ func WithAuth(v *auth.Verifier, opts ...auth.GRPCOption) ServerOption {
 func ServicePrefix(desc *grpc.ServiceDesc) string { return "/" + desc.ServiceName + "/" }
 
 // otelOptions configures otelgrpc with tp (the no-op provider when nil), the
-// platform's propagator, and no metrics: the Prometheus interceptors count
-// calls, and otelgrpc must not fall back to OpenTelemetry's globals.
+// platform's propagator, no spans for health checks (readiness probes every
+// few seconds would bury the traces that matter), and no metrics: the
+// Prometheus interceptors count calls, and otelgrpc must not fall back to
+// OpenTelemetry's globals.
 func otelOptions(tp trace.TracerProvider) []otelgrpc.Option {
 	if tp == nil {
 		tp = noop.NewTracerProvider()
@@ -232,6 +235,7 @@ func otelOptions(tp trace.TracerProvider) []otelgrpc.Option {
 	return []otelgrpc.Option{
 		otelgrpc.WithTracerProvider(tp),
 		otelgrpc.WithPropagators(tracing.Propagator),
+		otelgrpc.WithFilter(filters.Not(filters.HealthCheck())),
 		otelgrpc.WithMeterProvider(metricnoop.NewMeterProvider()),
 	}
 }
