@@ -487,8 +487,14 @@ func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 // does not linger). The publishers and the subscriber or consumer that times them
 // are a load generator process of their own (runLoad), the same for all
 // three runs.
-func BenchmarkIngestLatency(b *testing.B) {
-	s := start(b, benchConfig)
+func BenchmarkIngestLatency(b *testing.B) { ingestLatency(b, start(b, benchConfig)) }
+
+// BenchmarkIngestLatencyMosquitto is BenchmarkIngestLatency through a real
+// Mosquitto 2, the production broker: the stack's process then holds the
+// service and the embedded Kafka only.
+func BenchmarkIngestLatencyMosquitto(b *testing.B) { ingestLatency(b, startWithMosquitto(b)) }
+
+func ingestLatency(b *testing.B, s *stack) {
 	devs := s.provision(b, latencyDevices)
 	devClients := make([]loadClient, latencyDevices)
 	for i, d := range devs {
@@ -754,15 +760,21 @@ func startMosquitto(tb testing.TB, adminPass string, persist bool) *mosquittotes
 // BenchmarkIngestMosquitto is BenchmarkIngest through a real Mosquitto 2
 // with the dynamic-security plugin (BROKER_MODE=mosquitto).
 func BenchmarkIngestMosquitto(b *testing.B) {
+	s := startWithMosquitto(b)
+	for range b.N {
+		ingestBench(b, s, s.mqttURL, 10000)
+	}
+}
+
+// startWithMosquitto starts a real Mosquitto 2 with the dynamic-security
+// plugin and the stack on it (BROKER_MODE=mosquitto).
+func startWithMosquitto(b *testing.B) *stack {
 	const adminPass = "dynsec-admin-secret"
 	url := startMosquitto(b, adminPass, false).URL
-	s := start(b, func(c *device.Config) {
+	return start(b, func(c *device.Config) {
 		benchConfig(c)
 		c.BrokerMode = device.BrokerMosquitto
 		c.Mosquitto = device.MosquittoConfig{URL: url, Username: "admin", Password: adminPass}
 		c.MQTT.URL = url
 	})
-	for range b.N {
-		ingestBench(b, s, url, 10000)
-	}
 }
