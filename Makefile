@@ -16,8 +16,8 @@ run: ## the whole platform in one process, embedded infrastructure, state in .da
 test: ## every module's tests (needs PostgreSQL on 127.0.0.1:5432, see README)
 	$(GO) test -count=1 -timeout 18m work
 
-bench: ## benchmarks with their figures (not part of `make test`)
-	$(GO) test -count=1 -run '^$$' -bench . -benchmem -timeout 40m work
+bench: ## benchmarks with their figures, one package at a time (not part of `make test`)
+	$(GO) test -p 1 -count=1 -run '^$$' -bench . -benchmem -timeout 40m work
 
 # scripts/build.sh holds the list of binaries and the build command; the
 # Dockerfile builds the images' binaries with the same script.
