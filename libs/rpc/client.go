@@ -15,6 +15,7 @@ import (
 
 	"github.com/comfortech/platform/libs/metrics"
 	"github.com/comfortech/platform/libs/requestid"
+	"github.com/comfortech/platform/libs/tracing"
 )
 
 // DefaultCallTimeout bounds a call whose context has no deadline.
@@ -73,11 +74,13 @@ func Dial(target string, reg *metrics.Registry, opts ...ClientOption) (*grpc.Cli
 	}, o.unary...)
 	dialOpts := append([]grpc.DialOption{
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithStatsHandler(otelgrpc.NewClientHandler(otelOptions(o.tracer)...)),
 		grpc.WithChainUnaryInterceptor(unary...),
 		grpc.WithChainStreamInterceptor(requestid.StreamClientInterceptor(), cm.StreamClientInterceptor()),
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 30 * time.Second, Timeout: 10 * time.Second, PermitWithoutStream: true}),
 	}, o.extra...)
+	if !tracing.Disabled(o.tracer) {
+		dialOpts = append(dialOpts, grpc.WithStatsHandler(otelgrpc.NewClientHandler(otelOptions(o.tracer)...)))
+	}
 	if o.creds != nil {
 		dialOpts = append(dialOpts, grpc.WithPerRPCCredentials(o.creds))
 	}

@@ -20,7 +20,6 @@ import (
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc/filters"
 	metricnoop "go.opentelemetry.io/otel/metric/noop"
 	"go.opentelemetry.io/otel/trace"
-	"go.opentelemetry.io/otel/trace/noop"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -116,14 +115,17 @@ func NewServer(log *zap.Logger, reg *metrics.Registry, checker *health.Checker, 
 	}, o.stream...)
 	stream = append(stream, pvmw.StreamServerInterceptor(validator))
 
-	srv := grpc.NewServer(append([]grpc.ServerOption{
-		// A stats handler, not an interceptor: the span is open before the
-		// interceptors run, so their logs carry its trace id.
-		grpc.StatsHandler(otelgrpc.NewServerHandler(otelOptions(o.tracer)...)),
+	srvOpts := []grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(unary...),
 		grpc.ChainStreamInterceptor(stream...),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
-	}, o.extra...)...)
+	}
+	if !tracing.Disabled(o.tracer) {
+		// A stats handler, not an interceptor: the span is open before the
+		// interceptors run, so their logs carry its trace id.
+		srvOpts = append(srvOpts, grpc.StatsHandler(otelgrpc.NewServerHandler(otelOptions(o.tracer)...)))
+	}
+	srv := grpc.NewServer(append(srvOpts, o.extra...)...)
 	healthpb.RegisterHealthServer(srv, checker.GRPCServer())
 	reflection.Register(srv)
 	return srv, nil
@@ -223,15 +225,12 @@ func WithAuth(v *auth.Verifier, opts ...auth.GRPCOption) ServerOption {
 // desc describes ("/pkg.v1.Service/"), as auth.WithMethodRoles expects.
 func ServicePrefix(desc *grpc.ServiceDesc) string { return "/" + desc.ServiceName + "/" }
 
-// otelOptions configures otelgrpc with tp (the no-op provider when nil), the
+// otelOptions configures otelgrpc with tp, the
 // platform's propagator, no spans for health checks (readiness probes every
 // few seconds would bury the traces that matter), and no metrics: the
 // Prometheus interceptors count calls, and otelgrpc must not fall back to
 // OpenTelemetry's globals.
 func otelOptions(tp trace.TracerProvider) []otelgrpc.Option {
-	if tp == nil {
-		tp = noop.NewTracerProvider()
-	}
 	return []otelgrpc.Option{
 		otelgrpc.WithTracerProvider(tp),
 		otelgrpc.WithPropagators(tracing.Propagator),

@@ -97,6 +97,22 @@ func (p *Provider) Shutdown(ctx context.Context) error {
 	return p.shutdown(ctx)
 }
 
+// Disabled reports whether tp records nothing: nil, or OpenTelemetry's
+// no-op provider, bare or in a Provider. Servers and clients then leave
+// their instrumentation out, which costs a part that does not trace
+// nothing; such a part also stops propagating its callers' trace context,
+// so a deployment traces every part or none.
+func Disabled(tp trace.TracerProvider) bool {
+	if p, ok := tp.(*Provider); ok && p != nil {
+		tp = p.TracerProvider
+	}
+	switch tp.(type) {
+	case nil, noop.TracerProvider:
+		return true
+	}
+	return false
+}
+
 // Borrowed wraps a provider its owner shuts down, such as a test's.
 func Borrowed(tp trace.TracerProvider) *Provider { return &Provider{TracerProvider: tp} }
 

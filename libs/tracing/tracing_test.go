@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	collectortrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	"google.golang.org/protobuf/proto"
 
@@ -35,10 +36,17 @@ func TestNotConfiguredExportsNothing(t *testing.T) {
 				t.Errorf("span recording %v, valid %v; want a no-op span", span.IsRecording(), span.SpanContext().IsValid())
 			}
 			span.End()
+			if !tracing.Disabled(p) {
+				t.Error("Disabled is false for the no-op provider: servers would still wrap every call")
+			}
 			if err := p.Shutdown(context.Background()); err != nil {
 				t.Error(err)
 			}
 		})
+	}
+	if !tracing.Disabled(nil) || tracing.Disabled(sdktrace.NewTracerProvider()) ||
+		tracing.Disabled(tracing.Borrowed(sdktrace.NewTracerProvider())) {
+		t.Error("Disabled: nil is disabled, an SDK provider (bare or borrowed) is not")
 	}
 }
 

@@ -9,7 +9,6 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	metricnoop "go.opentelemetry.io/otel/metric/noop"
 	"go.opentelemetry.io/otel/trace"
-	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/comfortech/platform/libs/tracing"
 )
@@ -19,10 +18,11 @@ import (
 // traceparent; the gRPC calls the handler makes with the request's context
 // are its children. Until the route is known the span is named after the
 // method and the server (paths carry ids); routeSpanName renames it after
-// the grpc-gateway route.
+// the grpc-gateway route. Without tracing (tracing.Disabled) requests pass
+// as they are.
 func Tracing(tp trace.TracerProvider, server string) func(http.Handler) http.Handler {
-	if tp == nil {
-		tp = noop.NewTracerProvider()
+	if tracing.Disabled(tp) {
+		return func(next http.Handler) http.Handler { return next }
 	}
 	return func(next http.Handler) http.Handler {
 		return otelhttp.NewHandler(next, server,
