@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Starts (installing if needed) the real services the tests talk to:
-# PostgreSQL on 127.0.0.1:5432 with database "test" and trust auth, and the
-# Mosquitto binaries the broker tests start on private ports. Idempotent.
+# PostgreSQL on 127.0.0.1:5432 with database "test" and trust auth, the
+# Mosquitto binaries the broker tests start on private ports, and Node.js
+# for the AsyncAPI parser. Idempotent.
 set -euo pipefail
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
@@ -34,4 +35,9 @@ if ! command -v mosquitto >/dev/null || ! command -v mosquitto_pub >/dev/null; t
   echo "installing Mosquitto"
   apt_install mosquitto mosquitto-clients
 fi
-echo "test services ready: PostgreSQL 127.0.0.1:5432/test, $(mosquitto -h 2>/dev/null | head -n1)"
+# The AsyncAPI documents are validated with the official parser (npm).
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  echo "installing Node.js"
+  apt_install nodejs npm
+fi
+echo "test services ready: PostgreSQL 127.0.0.1:5432/test, $(mosquitto -h 2>/dev/null | head -n1), node $(node --version)"
