@@ -56,39 +56,19 @@ func ParseFrom[T any](environment map[string]string) (T, error) {
 // binary read one setting (the healthcheck mode reads OPS_ADDR) without
 // parsing, or validating, the rest of its configuration.
 func Lookup[T any](name string) (value string, ok bool) {
-	def, ok := defaultOf(reflect.TypeFor[T](), "", name)
-	if !ok {
+	var cfg T
+	params, err := env.GetFieldParams(&cfg)
+	if err != nil {
 		return "", false
 	}
-	if v, set := os.LookupEnv(name); set {
-		return v, true
-	}
-	return def, true
-}
-
-// defaultOf finds the field of t read from name and returns its envDefault.
-func defaultOf(t reflect.Type, prefix, name string) (string, bool) {
-	for t.Kind() == reflect.Pointer {
-		t = t.Elem()
-	}
-	if t.Kind() != reflect.Struct {
-		return "", false
-	}
-	for i := range t.NumField() {
-		f := t.Field(i)
-		ft := f.Type
-		for ft.Kind() == reflect.Pointer {
-			ft = ft.Elem()
+	for _, f := range params {
+		if f.Key != name {
+			continue
 		}
-		key, _, _ := strings.Cut(f.Tag.Get("env"), ",")
-		if key != "" && key != "-" && prefix+key == name {
-			return f.Tag.Get("envDefault"), true
+		if v, set := os.LookupEnv(name); set {
+			return v, true
 		}
-		if key == "" && ft.Kind() == reflect.Struct {
-			if def, ok := defaultOf(ft, prefix+f.Tag.Get("envPrefix"), name); ok {
-				return def, true
-			}
-		}
+		return f.DefaultValue, true
 	}
 	return "", false
 }
