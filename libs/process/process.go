@@ -57,11 +57,10 @@ type Process struct {
 	// Tracer records the part's spans: its servers', clients' and Kafka
 	// producers' and consumers'. It is a no-op provider unless tracing is
 	// configured.
-	Tracer trace.TracerProvider
+	Tracer *tracing.Provider
 
-	cfg    Config
-	group  *lifecycle.Group
-	tracer *tracing.Provider
+	cfg   Config
+	group *lifecycle.Group
 }
 
 // New returns a Process with a fresh registry and checker, and its tracer
@@ -87,7 +86,6 @@ func New(name string, log *zap.Logger, cfg Config) (*Process, error) {
 		Metrics: metrics.New(),
 		Health:  health.New(2 * time.Second),
 		Tracer:  tp,
-		tracer:  tp,
 		cfg:     cfg,
 		group:   lifecycle.New(log),
 	}
@@ -168,7 +166,7 @@ func (p *Process) Run(ctx context.Context, opsListener net.Listener) error {
 	// After the drain: the spans of the last requests go out too.
 	flushCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if ferr := p.tracer.Shutdown(flushCtx); ferr != nil {
+	if ferr := p.Tracer.Shutdown(flushCtx); ferr != nil {
 		p.Log.Warn("spans not exported at stop", zap.Error(ferr))
 	}
 	return err
