@@ -189,7 +189,7 @@ func codeSender(cfg Config, p *process.Process, log *zap.Logger) (app.CodeSender
 		return devsink.New(0), func() {}, nil
 	}
 	ts, err := auth.NewTokenSource(auth.ClientCredentialsConfig{
-		TokenURL: cfg.KeycloakURL + "/realms/" + cfg.KeycloakRealm + "/protocol/openid-connect/token",
+		Issuer:   cfg.KeycloakURL + "/realms/" + cfg.KeycloakRealm,
 		ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret.Reveal(),
 	})
 	if err != nil {
