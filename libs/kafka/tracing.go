@@ -41,11 +41,7 @@ func startSend(ctx context.Context, tr trace.Tracer, m *Message) trace.Span {
 func startProcess(ctx context.Context, tr trace.Tracer, group string, m *Message) (context.Context, trace.Span) {
 	return tr.Start(ExtractTraceContext(ctx, m), "process "+m.Topic,
 		trace.WithSpanKind(trace.SpanKindConsumer),
-		trace.WithAttributes(systemKafka, attribute.String("messaging.operation.type", "process"),
-			attribute.String("messaging.destination.name", m.Topic),
-			attribute.String("messaging.consumer.group.name", group),
-			attribute.Int("messaging.destination.partition.id", int(m.Partition)),
-			attribute.Int64("messaging.kafka.offset", m.Offset)))
+		trace.WithAttributes(processAttributes(group, m, attribute.Int64("messaging.kafka.offset", m.Offset))...))
 }
 
 // startBatch starts the consumer span of a batch: child of the first
@@ -53,11 +49,7 @@ func startProcess(ctx context.Context, tr trace.Tracer, group string, m *Message
 func startBatch(ctx context.Context, tr trace.Tracer, group string, ms []*Message) (context.Context, trace.Span) {
 	ctx, span := tr.Start(ExtractTraceContext(ctx, ms[0]), "process "+ms[0].Topic,
 		trace.WithSpanKind(trace.SpanKindConsumer),
-		trace.WithAttributes(systemKafka, attribute.String("messaging.operation.type", "process"),
-			attribute.String("messaging.destination.name", ms[0].Topic),
-			attribute.String("messaging.consumer.group.name", group),
-			attribute.Int("messaging.destination.partition.id", int(ms[0].Partition)),
-			attribute.Int("messaging.batch.message_count", len(ms))))
+		trace.WithAttributes(processAttributes(group, ms[0], attribute.Int("messaging.batch.message_count", len(ms)))...))
 	if span.IsRecording() { // reading every header costs nothing untraced
 		for _, m := range ms {
 			if sc := trace.SpanContextFromContext(ExtractTraceContext(context.Background(), m)); sc.IsValid() {
@@ -66,6 +58,16 @@ func startBatch(ctx context.Context, tr trace.Tracer, group string, ms []*Messag
 		}
 	}
 	return ctx, span
+}
+
+// processAttributes are the attributes of a consumer span of m's
+// partition, whether it processes one message or a batch, then extra: the
+// message's offset or the batch's size.
+func processAttributes(group string, m *Message, extra attribute.KeyValue) []attribute.KeyValue {
+	return []attribute.KeyValue{systemKafka, attribute.String("messaging.operation.type", "process"),
+		attribute.String("messaging.destination.name", m.Topic),
+		attribute.String("messaging.consumer.group.name", group),
+		attribute.Int("messaging.destination.partition.id", int(m.Partition)), extra}
 }
 
 // fail marks span as failed with err.
