@@ -105,14 +105,15 @@ func (q queries) ListFleetDevices(ctx context.Context, f app.FleetFilter, after 
 // with the fleet), SQLite, which keeps no such statistics, the exact count.
 func (q queries) CountFleetDevices(ctx context.Context, f app.FleetFilter, exactUpTo int) (int64, error) {
 	where, args := fleetWhere(f)
-	matches := `SELECT 1 FROM devices d` + where
 	var n int64
-	err := q.q.QueryRowContext(ctx, `SELECT COUNT(*) FROM (`+matches+` LIMIT `+itoa(exactUpTo+1)+`) capped`, q.planEach(args)...).Scan(&n)
-	if err != nil || n <= int64(exactUpTo) {
+	if q.dialect != sqldb.Postgres {
+		// No estimate to fall back on: one exact count, not a capped one first.
+		err := q.q.QueryRowContext(ctx, `SELECT COUNT(*) FROM devices d`+where, args...).Scan(&n)
 		return n, wrap("count fleet devices", err)
 	}
-	if q.dialect != sqldb.Postgres {
-		err := q.q.QueryRowContext(ctx, `SELECT COUNT(*) FROM devices d`+where, args...).Scan(&n)
+	matches := `SELECT 1 FROM devices d` + where
+	err := q.q.QueryRowContext(ctx, `SELECT COUNT(*) FROM (`+matches+` LIMIT `+itoa(exactUpTo+1)+`) capped`, q.planEach(args)...).Scan(&n)
+	if err != nil || n <= int64(exactUpTo) {
 		return n, wrap("count fleet devices", err)
 	}
 	est, err := q.estimate(ctx, matches, args)
