@@ -37,8 +37,7 @@ step "docker-compose.yml"
 compose_go=$(cd scripts/deploytools && GOWORK=off go list -m -f '{{.Dir}}' github.com/compose-spec/compose-go/v2)
 "$bin/jv" "$compose_go/schema/compose-spec.json" docker-compose.yml
 # Every file the compose file mounts must exist (Prometheus' and Grafana's too).
-"$bin/compose-check" -env COMFORT_ADMIN_PASSWORD=deploy-check \
-  docker-compose.yml
+"$bin/compose-check" -env COMFORT_ADMIN_PASSWORD=deploy-check docker-compose.yml
 
 step "Kubernetes manifests (Kubernetes $k8s_version)"
 out=$(mktemp -d)

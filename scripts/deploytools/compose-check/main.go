@@ -2,12 +2,11 @@
 // does (github.com/compose-spec/compose-go: schema, interpolation,
 // normalisation, consistency such as depends_on and volumes that exist):
 //
-//	compose-check -env COMFORT_ADMIN_PASSWORD=x -pending deployments/prometheus docker-compose.yml
+//	compose-check -env COMFORT_ADMIN_PASSWORD=x docker-compose.yml
 //
 // Then it checks what would only fail at `docker compose up`:
 //
-//   - every bind-mounted file or directory exists, except the paths named by
-//     -pending (reported, for parts of the repository still to come);
+//   - every bind-mounted file or directory exists;
 //   - a depends_on condition service_healthy waits for a service that has a
 //     healthcheck, and service_completed_successfully for a one-shot service
 //     (restart "no");
@@ -34,21 +33,17 @@ func (l *list) String() string     { return strings.Join(*l, ",") }
 func (l *list) Set(v string) error { *l = append(*l, v); return nil }
 
 func main() {
-	var env, pending list
+	var env list
 	flag.Var(&env, "env", "NAME=VALUE the file is interpolated with (repeatable); nothing else of the environment is used")
-	flag.Var(&pending, "pending", "a path under the project directory whose absence is reported, not an error (repeatable)")
 	flag.Parse()
 	if flag.NArg() != 1 {
-		fmt.Fprintln(os.Stderr, "usage: compose-check [-env NAME=VALUE]... [-pending PATH]... docker-compose.yml")
+		fmt.Fprintln(os.Stderr, "usage: compose-check [-env NAME=VALUE]... docker-compose.yml")
 		os.Exit(2)
 	}
-	problems, notes, err := check(flag.Arg(0), env, pending)
+	problems, err := check(flag.Arg(0), env)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "compose-check:", err)
 		os.Exit(1)
-	}
-	for _, n := range notes {
-		fmt.Println("compose-check: note:", n)
 	}
 	for _, p := range problems {
 		fmt.Fprintln(os.Stderr, "compose-check:", p)
@@ -59,20 +54,20 @@ func main() {
 	fmt.Printf("compose-check: %s: ok\n", flag.Arg(0))
 }
 
-func check(file string, env, pending []string) (problems, notes []string, err error) {
+func check(file string, env []string) (problems []string, err error) {
 	abs, err := filepath.Abs(file)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	dir := filepath.Dir(abs)
 	opts, err := cli.NewProjectOptions([]string{abs}, cli.WithWorkingDirectory(dir), cli.WithEnv(env),
 		cli.WithInterpolation(true), cli.WithNormalization(true), cli.WithConsistency(true), cli.WithResolvedPaths(true))
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	project, err := opts.LoadProject(context.Background())
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	names := make([]string, 0, len(project.Services))
 	for name := range project.Services {
@@ -89,10 +84,6 @@ func check(file string, env, pending []string) (problems, notes []string, err er
 				continue
 			}
 			rel, _ := filepath.Rel(dir, v.Source)
-			if isPending(rel, pending) {
-				notes = append(notes, fmt.Sprintf("service %s mounts %s, which is still to come", name, rel))
-				continue
-			}
 			problems = append(problems, fmt.Sprintf("service %s mounts %s, which does not exist", name, rel))
 		}
 		for dep, d := range svc.DependsOn {
@@ -116,15 +107,5 @@ func check(file string, env, pending []string) (problems, notes []string, err er
 			problems = append(problems, fmt.Sprintf("service %s builds the Dockerfile without a target", name))
 		}
 	}
-	return problems, notes, nil
-}
-
-func isPending(rel string, pending []string) bool {
-	for _, p := range pending {
-		p = filepath.Clean(p)
-		if rel == p || strings.HasPrefix(rel, p+string(filepath.Separator)) {
-			return true
-		}
-	}
-	return false
+	return problems, nil
 }
