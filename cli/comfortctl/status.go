@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/comfortech/platform/cli/comfortctl/internal/session"
+	"github.com/comfortech/platform/libs/health"
 )
 
 // defaultOps are the ops listeners of `make run` (deployments/allinone's
@@ -177,10 +178,7 @@ func (a *app) partStatus(ctx context.Context, part, base string) partStatus {
 		return s
 	}
 	defer resp.Body.Close()
-	var report struct {
-		Ready  bool              `json:"ready"`
-		Checks map[string]string `json:"checks"`
-	}
+	var report health.Report
 	if err := json.NewDecoder(resp.Body).Decode(&report); err != nil {
 		s.Error = fmt.Sprintf("/readyz answered %s without a readiness report", resp.Status)
 		return s
