@@ -144,10 +144,7 @@ func TestEnvironmentConfig(t *testing.T) {
 		{"bad channel", "apiVersion: comfortech/v1\napplications:\n  - {name: a1, title: A, event_types: [{id: e, title: E, levels: [info], default_channels: [pigeon]}]}", "applications[0]"},
 	} {
 		code, env := adminAPI.do(http.MethodPost, "/v1/config:apply", admin, map[string]any{"document": c.doc})
-		expect(t, c.name, code, env, http.StatusBadRequest, "INVALID_ARGUMENT")
-		if len(env.Error.Details) == 0 || env.Error.Details[0].Field != c.field {
-			t.Errorf("%s: %q details %+v, want the field %s", c.name, env.Error.Message, env.Error.Details, c.field)
-		}
+		expectInvalid(t, c.name, code, env, c.field)
 	}
 	if code, _ := adminAPI.do(http.MethodGet, "/v1/device-models/x1", admin, nil); code != http.StatusNotFound {
 		t.Error("a refused document left an item behind")

@@ -294,10 +294,7 @@ func TestAdminFleetRegistry(t *testing.T) {
 		{"device id that is no UUID", "/v1/fleet/devices/not-a-uuid", "device_id"},
 	} {
 		code, env := adminAPI.do(http.MethodGet, c.path, admin, nil)
-		expect(t, c.name, code, env, http.StatusBadRequest, "INVALID_ARGUMENT")
-		if len(env.Error.Details) == 0 || env.Error.Details[0].Field != c.field {
-			t.Errorf("%s: details %+v, want the field %s", c.name, env.Error.Details, c.field)
-		}
+		expectInvalid(t, c.name, code, env, c.field)
 	}
 	code, env = adminAPI.do(http.MethodGet, "/v1/fleet/devices/"+newUUID(t), admin, nil)
 	expect(t, "unknown device", code, env, http.StatusNotFound, "NOT_FOUND")

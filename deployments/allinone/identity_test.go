@@ -110,6 +110,16 @@ func expect(t testing.TB, what string, code int, env envelope, wantCode int, wan
 	}
 }
 
+// expectInvalid checks a 400 INVALID_ARGUMENT answer whose first detail
+// names field.
+func expectInvalid(t testing.TB, what string, code int, env envelope, field string) {
+	t.Helper()
+	expect(t, what, code, env, http.StatusBadRequest, "INVALID_ARGUMENT")
+	if len(env.Error.Details) == 0 || env.Error.Details[0].Field != field {
+		t.Errorf("%s: %q details %+v, want the field %s", what, env.Error.Message, env.Error.Details, field)
+	}
+}
+
 // TestIdentityEndToEnd drives the identity flow through the running
 // platform with a plain HTTP client: register, login, /me, refresh,
 // logout, refresh refused; an admin disables the user and the login is

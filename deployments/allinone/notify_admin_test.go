@@ -170,10 +170,7 @@ func TestAdminNotificationsAPI(t *testing.T) {
 		{"bad account filter", http.MethodGet, "/v1/notifications/deliveries?account_id=anna", nil, "account_id"},
 	} {
 		code, env := adminAPI.do(c.method, c.path, admin, c.body)
-		expect(t, c.name, code, env, http.StatusBadRequest, "INVALID_ARGUMENT")
-		if len(env.Error.Details) == 0 || env.Error.Details[0].Field != c.field {
-			t.Errorf("%s: details %+v, want the field %s", c.name, env.Error.Details, c.field)
-		}
+		expectInvalid(t, c.name, code, env, c.field)
 	}
 
 	mailReachesSMTP(t, p.Addr("notify", "grpc"), p.ServiceSettings("auth-gateway"), p.Mail)

@@ -246,10 +246,7 @@ func TestAdminSubscriptionAPI(t *testing.T) {
 			"subscription.auth.oauth2.token_url"},
 	} {
 		code, env := adminAPI.do(http.MethodPut, c.path, admin, c.body)
-		expect(t, c.name, code, env, http.StatusBadRequest, "INVALID_ARGUMENT")
-		if len(env.Error.Details) == 0 || env.Error.Details[0].Field != c.field {
-			t.Errorf("%s: details %+v, want the field %s", c.name, env.Error.Details, c.field)
-		}
+		expectInvalid(t, c.name, code, env, c.field)
 	}
 
 	// The event catalog: administrators only, an AsyncAPI document with a
