@@ -58,11 +58,7 @@ func TestAdminAccountsAPI(t *testing.T) {
 		{http.MethodPost, account + ":suspend", map[string]string{"reason": "test"}},
 		{http.MethodPost, account + ":reinstate", map[string]string{"reason": "test"}},
 	} {
-		what := c.method + " " + c.path
-		code, env := adminAPI.do(c.method, c.path, "", c.body)
-		expect(t, "anonymous "+what, code, env, http.StatusUnauthorized, "UNAUTHENTICATED")
-		code, env = adminAPI.do(c.method, c.path, other.token, c.body)
-		expect(t, "app user "+what, code, env, http.StatusForbidden, "PERMISSION_DENIED")
+		expectAdminOnly(t, adminAPI, other.token, c.method, c.path, c.body)
 	}
 	for _, c := range []struct {
 		name, method, path string

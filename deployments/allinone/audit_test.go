@@ -169,10 +169,7 @@ func TestAuditLog(t *testing.T) {
 		expectInvalid(t, c.query, code, env, c.field)
 	}
 	for _, path := range []string{"/v1/audit", "/v1/device-models", "/v1/device-models/audit-t1"} {
-		code, env := adminAPI.do(http.MethodGet, path, "", nil)
-		expect(t, "anonymous GET "+path, code, env, http.StatusUnauthorized, "UNAUTHENTICATED")
-		code, env = adminAPI.do(http.MethodGet, path, user, nil)
-		expect(t, "app user GET "+path, code, env, http.StatusForbidden, "PERMISSION_DENIED")
+		expectAdminOnly(t, adminAPI, user, http.MethodGet, path, nil)
 	}
 	for _, c := range []struct{ method, path string }{{http.MethodPut, "/v1/device-models/audit-t1"}, {http.MethodDelete, "/v1/device-models/audit-t1"}} {
 		code, env := adminAPI.do(c.method, c.path, user, model)

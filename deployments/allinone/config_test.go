@@ -154,9 +154,6 @@ func TestEnvironmentConfig(t *testing.T) {
 		method, path string
 		body         any
 	}{{http.MethodPost, "/v1/config:apply", map[string]any{"document": sample}}, {http.MethodGet, "/v1/config", nil}} {
-		code, env := adminAPI.do(c.method, c.path, "", c.body)
-		expect(t, "anonymous "+c.path, code, env, http.StatusUnauthorized, "UNAUTHENTICATED")
-		code, env = adminAPI.do(c.method, c.path, user, c.body)
-		expect(t, "app user "+c.path, code, env, http.StatusForbidden, "PERMISSION_DENIED")
+		expectAdminOnly(t, adminAPI, user, c.method, c.path, c.body)
 	}
 }

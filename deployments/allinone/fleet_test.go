@@ -118,10 +118,7 @@ func TestAdminFleetAPI(t *testing.T) {
 		{http.MethodDelete, dev, nil},
 	} {
 		what := c.method + " " + c.path
-		code, env := adminAPI.do(c.method, c.path, "", c.body)
-		expect(t, "anonymous "+what, code, env, http.StatusUnauthorized, "UNAUTHENTICATED")
-		code, env = adminAPI.do(c.method, c.path, user, c.body)
-		expect(t, "app user "+what, code, env, http.StatusForbidden, "PERMISSION_DENIED")
+		expectAdminOnly(t, adminAPI, user, c.method, c.path, c.body)
 		if code, env := adminAPI.do(c.method, c.path, admin, c.body); code != http.StatusOK || !env.Success {
 			t.Fatalf("admin %s: %d %+v", what, code, env.Error)
 		}
@@ -221,10 +218,7 @@ func TestAdminFleetRegistry(t *testing.T) {
 	list := "/v1/fleet/devices?serial_prefix=" + prefix
 	one := "/v1/fleet/devices/" + claimed.DeviceID
 	for _, path := range []string{list, one} {
-		code, env := adminAPI.do(http.MethodGet, path, "", nil)
-		expect(t, "anonymous GET "+path, code, env, http.StatusUnauthorized, "UNAUTHENTICATED")
-		code, env = adminAPI.do(http.MethodGet, path, owner.token, nil)
-		expect(t, "app user GET "+path, code, env, http.StatusForbidden, "PERMISSION_DENIED")
+		expectAdminOnly(t, adminAPI, owner.token, http.MethodGet, path, nil)
 	}
 
 	// Pages of two by serial, the total on each.

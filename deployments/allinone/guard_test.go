@@ -55,14 +55,11 @@ func TestAdminGatewayGuardsEveryRoute(t *testing.T) {
 		if method != http.MethodGet && method != http.MethodDelete {
 			body = map[string]any{}
 		}
-		code, env := adminAPI.do(method, path, "", body)
-		expect(t, "anonymous "+route, code, env, http.StatusUnauthorized, "UNAUTHENTICATED")
-		code, env = adminAPI.do(method, path, user, body)
-		expect(t, "app user "+route, code, env, http.StatusForbidden, "PERMISSION_DENIED")
+		expectAdminOnly(t, adminAPI, user, method, path, body)
 		if method == http.MethodGet || method == http.MethodDelete {
 			// Reads and deletions of nothing are safe to try as the
 			// administrator: the route must exist and answer in the envelope.
-			code, env = adminAPI.do(method, path, admin, nil)
+			code, env := adminAPI.do(method, path, admin, nil)
 			if code == http.StatusUnauthorized || code == http.StatusForbidden || (code == http.StatusNotFound && env.Error.Code == "") {
 				t.Errorf("admin %s: %d %+v", route, code, env.Error)
 			}

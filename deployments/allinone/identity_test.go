@@ -110,6 +110,17 @@ func expect(t testing.TB, what string, code int, env envelope, wantCode int, wan
 	}
 }
 
+// expectAdminOnly checks that method path is refused to anonymous callers
+// (401) and to an app user's token (403).
+func expectAdminOnly(t testing.TB, api call, user, method, path string, body any) {
+	t.Helper()
+	what := method + " " + path
+	code, env := api.do(method, path, "", body)
+	expect(t, "anonymous "+what, code, env, http.StatusUnauthorized, "UNAUTHENTICATED")
+	code, env = api.do(method, path, user, body)
+	expect(t, "app user "+what, code, env, http.StatusForbidden, "PERMISSION_DENIED")
+}
+
 // expectInvalid checks a 400 INVALID_ARGUMENT answer whose first detail
 // names field.
 func expectInvalid(t testing.TB, what string, code int, env envelope, field string) {

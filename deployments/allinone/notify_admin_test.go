@@ -123,10 +123,7 @@ func TestAdminNotificationsAPI(t *testing.T) {
 		{http.MethodDelete, app, nil},
 	} {
 		what := c.method + " " + c.path
-		code, env := adminAPI.do(c.method, c.path, "", c.body)
-		expect(t, "anonymous "+what, code, env, http.StatusUnauthorized, "UNAUTHENTICATED")
-		code, env = adminAPI.do(c.method, c.path, user, c.body)
-		expect(t, "app user "+what, code, env, http.StatusForbidden, "PERMISSION_DENIED")
+		expectAdminOnly(t, adminAPI, user, c.method, c.path, c.body)
 		if code, env := adminAPI.do(c.method, c.path, admin, c.body); code != http.StatusOK || !env.Success {
 			t.Fatalf("admin %s: %d %+v", what, code, env.Error)
 		}

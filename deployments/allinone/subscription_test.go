@@ -154,11 +154,8 @@ func TestAdminSubscriptionAPI(t *testing.T) {
 		{http.MethodDelete, "/v1/subscriptions/crm", nil},
 	} {
 		what := c.method + " " + c.path
-		code, env := adminAPI.do(c.method, c.path, "", c.body)
-		expect(t, "anonymous "+what, code, env, http.StatusUnauthorized, "UNAUTHENTICATED")
-		code, env = adminAPI.do(c.method, c.path, user, c.body)
-		expect(t, "app user "+what, code, env, http.StatusForbidden, "PERMISSION_DENIED")
-		code, env = adminAPI.do(c.method, c.path, admin, c.body)
+		expectAdminOnly(t, adminAPI, user, c.method, c.path, c.body)
+		code, env := adminAPI.do(c.method, c.path, admin, c.body)
 		if code != http.StatusOK || !env.Success {
 			t.Fatalf("admin %s: %d %+v", what, code, env.Error)
 		}
