@@ -14,8 +14,16 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
+	"github.com/rcrowley/go-metrics"
 	"go.opentelemetry.io/otel/trace"
 )
+
+// sarama keeps go-metrics meters and histograms of every request and
+// broker, which this package exports nowhere (its own Prometheus
+// collectors are in Metrics); updating them is a mutex and a sample heap
+// per produce and fetch. Its documented switch, global to go-metrics, turns
+// them off for the process.
+func init() { metrics.UseNilMetrics = true }
 
 // DefaultVersion is the Kafka protocol version assumed when Config.Version
 // is empty. Every broker we run (Kafka 3.6+, the embedded kfake) speaks it.
