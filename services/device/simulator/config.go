@@ -7,11 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/comfortech/platform/services/device/internal/mqttconn"
 )
 
 // Credential is what a virtual device needs to log in, as issued by
@@ -101,18 +102,10 @@ const (
 // withDefaults validates c and returns it with defaults filled in.
 func (c Config) withDefaults() (Config, error) {
 	var errs []error
-	u, err := url.Parse(c.Broker)
-	switch {
-	case c.Broker == "":
+	if c.Broker == "" {
 		errs = append(errs, errors.New("broker URL is empty"))
-	case err != nil:
-		errs = append(errs, fmt.Errorf("broker URL: %w", err))
-	default:
-		switch u.Scheme {
-		case "tcp", "mqtt", "tls", "ssl", "mqtts":
-		default:
-			errs = append(errs, fmt.Errorf("broker URL %q: scheme must be tcp, mqtt, tls, ssl or mqtts", c.Broker))
-		}
+	} else if err := mqttconn.CheckURL(c.Broker); err != nil {
+		errs = append(errs, err)
 	}
 	if len(c.Devices) == 0 {
 		errs = append(errs, errors.New("no devices"))

@@ -37,6 +37,8 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"go.uber.org/zap"
 	"golang.org/x/time/rate"
+
+	"github.com/comfortech/platform/services/device/internal/mqttconn"
 )
 
 // ErrUnknownDevice is returned for a device id that isn't in the fleet.
@@ -128,29 +130,16 @@ func New(cfg Config, log *zap.Logger) (*Fleet, error) {
 	return f, nil
 }
 
+// readBuffer is each device's read buffer: a device receives only
+// acknowledgements, commands and its desired state.
+const readBuffer = 1 << 10
+
 // dialer returns the function paho uses to open d's connection. The fleet
 // dials itself so it holds the socket and can drop it without DISCONNECT,
 // which is what makes the broker publish the last will.
 func (f *Fleet) dialer(d *device) mqtt.OpenConnectionFunc {
 	return func(u *url.URL, o mqtt.ClientOptions) (net.Conn, error) {
-		nd := &net.Dialer{Timeout: o.ConnectTimeout}
-		host := u.Host
-		var (
-			c   net.Conn
-			err error
-		)
-		switch u.Scheme {
-		case "tls", "ssl", "mqtts":
-			if u.Port() == "" {
-				host = net.JoinHostPort(u.Hostname(), "8883")
-			}
-			c, err = tls.DialWithDialer(nd, "tcp", host, f.tlsConfig)
-		default:
-			if u.Port() == "" {
-				host = net.JoinHostPort(u.Hostname(), "1883")
-			}
-			c, err = nd.Dial("tcp", host)
-		}
+		c, err := mqttconn.Dial(u, o.ConnectTimeout, f.tlsConfig, readBuffer)
 		if err != nil {
 			return nil, err
 		}

@@ -7,13 +7,9 @@
 package mqttlink
 
 import (
-	"bufio"
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
-	"net"
-	"net/url"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -21,6 +17,8 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/google/uuid"
 	"go.uber.org/zap"
+
+	"github.com/comfortech/platform/services/device/internal/mqttconn"
 )
 
 // Kind says which device topic a message came from.
@@ -139,16 +137,12 @@ func Dial(ctx context.Context, cfg Config) (*Link, error) {
 	if cfg.Log == nil {
 		cfg.Log = zap.NewNop()
 	}
-	u, err := url.Parse(cfg.URL)
-	if err != nil {
-		return nil, fmt.Errorf("mqttlink: broker URL: %w", err)
-	}
-	if _, ok := schemes[u.Scheme]; !ok {
-		return nil, fmt.Errorf("mqttlink: broker URL %s: scheme must be tcp, mqtt, ssl, tls or mqtts", cfg.URL)
+	if err := mqttconn.CheckURL(cfg.URL); err != nil {
+		return nil, fmt.Errorf("mqttlink: %w", err)
 	}
 	l := &Link{cfg: cfg}
 	o := paho.NewClientOptions().AddBroker(cfg.URL).SetClientID(cfg.ClientID).
-		SetCustomOpenConnectionFn(dialBuffered).
+		SetCustomOpenConnectionFn(mqttconn.Opener(64 << 10)).
 		SetUsername(cfg.Username).SetPassword(cfg.Password).
 		SetCleanSession(false).
 		SetAutoReconnect(true).SetConnectRetry(true).
@@ -180,39 +174,6 @@ func Dial(ctx context.Context, cfg Config) (*Link, error) {
 	}
 	return l, nil
 }
-
-// schemes maps the broker URL schemes the link dials to whether they use
-// TLS.
-var schemes = map[string]bool{"tcp": false, "mqtt": false, "ssl": true, "tls": true, "mqtts": true}
-
-// dialBuffered opens the connection to the broker with a read buffer:
-// paho reads every packet with several small reads, each a system call on
-// a bare connection, and the link receives every device's telemetry.
-func dialBuffered(u *url.URL, o paho.ClientOptions) (net.Conn, error) {
-	d := &net.Dialer{Timeout: o.ConnectTimeout}
-	var (
-		conn net.Conn
-		err  error
-	)
-	if schemes[u.Scheme] {
-		conn, err = tls.DialWithDialer(d, "tcp", u.Host, o.TLSConfig)
-	} else {
-		conn, err = d.Dial("tcp", u.Host)
-	}
-	if err != nil {
-		return nil, err
-	}
-	return &bufferedConn{Conn: conn, r: bufio.NewReaderSize(conn, 64<<10)}, nil
-}
-
-// bufferedConn is a net.Conn whose reads go through a buffer.
-type bufferedConn struct {
-	net.Conn
-	r *bufio.Reader
-}
-
-// Read reads through the buffer.
-func (c *bufferedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
 
 // onConnect subscribes (again) on every connection: a broker that lost
 // the session (restarted without persistence) would otherwise send
