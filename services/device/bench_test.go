@@ -4,9 +4,15 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io"
+	"iter"
+	"math"
 	"net/http"
+	"os"
 	"runtime"
+	"runtime/debug"
 	"runtime/pprof"
 	"slices"
 	"strconv"
@@ -18,18 +24,19 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
+	"github.com/dustin/go-humanize"
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/google/pprof/profile"
+	"go.yaml.in/yaml/v3"
 	"google.golang.org/protobuf/types/known/structpb"
 
-	"github.com/comfortech/platform/libs/kafka"
 	"github.com/comfortech/platform/libs/kafka/kafkatest"
 	datav1 "github.com/comfortech/platform/proto/comfortech/data/v1"
 	devicev1 "github.com/comfortech/platform/proto/comfortech/device/v1"
-	eventsv1 "github.com/comfortech/platform/proto/comfortech/events/v1"
 	"github.com/comfortech/platform/services/device"
 	"github.com/comfortech/platform/services/device/internal/ingest"
 	"github.com/comfortech/platform/services/device/internal/mosquittotest"
+	"github.com/comfortech/platform/services/device/internal/mqttconn"
 )
 
 // The ingest benchmarks run everything in this process: the broker, the
@@ -59,11 +66,13 @@ func cpuTime(tb testing.TB) time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// connect connects a paho client to url.
+// connect connects a paho client to url, reading through a buffer as the
+// service and the simulator do (mqttconn).
 func connect(tb benchTB, url, clientID, user, pass string, h paho.OnConnectHandler) paho.Client {
 	tb.Helper()
 	o := paho.NewClientOptions().AddBroker(url).SetClientID(clientID).SetUsername(user).SetPassword(pass).
-		SetCleanSession(true).SetOrderMatters(false).SetWriteTimeout(10 * time.Second)
+		SetCleanSession(true).SetOrderMatters(false).SetWriteTimeout(10 * time.Second).
+		SetCustomOpenConnectionFn(mqttconn.Opener(64 << 10))
 	if h != nil {
 		o.SetOnConnectHandler(h)
 	}
@@ -391,28 +400,29 @@ type telemetryLatencies struct {
 	received []time.Duration
 }
 
+// consume records the samples of the TelemetryReported events written to
+// topic from now on. It reads what it needs straight from an event's
+// JSON (the record's key is the device; protojson writes the event's
+// "receive_time" and each sample's "seq"): decoding whole events was most
+// of the load generator's CPU, taken from the cores the stack runs on.
 func (l *telemetryLatencies) consume(ctx context.Context, tb benchTB, brokers []string, topic string) {
 	tb.Helper()
 	consumeTopic(ctx, tb, brokers, topic, func(cm *sarama.ConsumerMessage) {
 		now := time.Now()
-		m := kafka.Message{Topic: cm.Topic, Key: cm.Key, Value: cm.Value}
-		for _, h := range cm.Headers {
-			m.Headers = append(m.Headers, kafka.Header{Key: string(h.Key), Value: h.Value})
-		}
-		var e eventsv1.TelemetryReported
-		if _, err := kafka.DecodeEvent(&m, &e); err != nil {
-			return
-		}
+		received := receiveTime(cm.Value)
+		device := string(cm.Key)
 		l.mu.Lock()
 		defer l.mu.Unlock()
-		for i, smp := range e.GetSamples() {
-			if t, ok := l.sent[e.GetDeviceId()+"/"+strconv.FormatInt(smp.GetSeq(), 10)]; ok {
+		first := true
+		for seq := range seqs(cm.Value) {
+			if t, ok := l.sent[device+"/"+seq]; ok {
 				l.lat = append(l.lat, now.Sub(t))
 				l.produced = append(l.produced, cm.Timestamp.Sub(t))
-				if i == 0 {
-					l.received = append(l.received, e.GetReceiveTime().AsTime().Sub(t))
+				if first {
+					l.received = append(l.received, received.Sub(t))
 				}
 			}
+			first = false
 		}
 	})
 }
@@ -452,6 +462,32 @@ func consumeTopic(ctx context.Context, tb benchTB, brokers []string, topic strin
 // it: protojson writes "seq" once per sample (the benchmarks' seq is never
 // 0, which it would omit).
 var sampleKey = []byte(`"seq":`)
+
+// seqs yields the value of every "seq" of a JSON document, as text: of a
+// sample the devices publish (a number) or of each sample of a
+// TelemetryReported (protojson writes an int64 as a string).
+func seqs(doc []byte) iter.Seq[string] {
+	return func(yield func(string) bool) {
+		for {
+			_, rest, ok := bytes.Cut(doc, sampleKey)
+			rest = bytes.TrimPrefix(rest, []byte(`"`))
+			end := bytes.IndexAny(rest, `",}`)
+			if !ok || end < 0 || !yield(string(rest[:end])) {
+				return
+			}
+			doc = rest[end:]
+		}
+	}
+}
+
+// receiveTime is the "receive_time" of a TelemetryReported's JSON; zero
+// when it has none.
+func receiveTime(event []byte) time.Time {
+	_, rest, _ := bytes.Cut(event, []byte(`"receive_time":"`))
+	v, _, _ := bytes.Cut(rest, []byte(`"`))
+	t, _ := time.Parse(time.RFC3339Nano, string(v))
+	return t
+}
 
 // arrived records the arrival of the message sent under key, if it was
 // sent in this run.
@@ -518,7 +554,12 @@ func ingestLatency(b *testing.B, s *stack) {
 	// measured run (the baselines' too).
 	s.data.stop()
 
+	deployed := deployedGC(b)
 	for range b.N {
+		// Every part of the stack's process collects garbage as the device
+		// service is deployed to, for the baselines too.
+		restore := deployed.use()
+
 		// 1. The MQTT hop alone.
 		bare := runLoad(b, loadSpec{Broker: s.mqttURL, Clients: pubs, Subscribe: "$share/lat/bench/lat/+/telemetry",
 			SubscriberClientID: "lat-bare", SubUser: serviceUser, SubPass: servicePass})
@@ -529,12 +570,14 @@ func ingestLatency(b *testing.B, s *stack) {
 		stopBridge()
 
 		// 3. The device service.
-		var gc0, gc1 runtime.MemStats
-		runtime.ReadMemStats(&gc0)
-		h0 := handoverBuckets(b, s.devOps)
-		svc := runLoad(b, loadSpec{Broker: s.mqttURL, Clients: devClients, Kafka: s.brokers, Topic: ingest.Topic, Events: true})
-		runtime.ReadMemStats(&gc1)
-		h1 := handoverBuckets(b, s.devOps)
+		svc := serviceLatency(b, s, devClients)
+		restore()
+
+		// 4. The device service again, with the collector the process
+		// started with: Go's defaults (GOGC=100, no memory limit) unless
+		// the environment set GOGC or GOMEMLIMIT.
+		started := serviceLatency(b, s, devClients)
+
 		lat := svc.Lat
 		b.ReportMetric(float64(svc.Sent)/latencyDuration.Seconds(), "msgs/s")
 		b.ReportMetric(ms(percentile(lat, 0.50)), "p50-ms")
@@ -542,11 +585,122 @@ func ingestLatency(b *testing.B, s *stack) {
 		b.ReportMetric(ms(lat[len(lat)-1]), "max-ms")
 		b.ReportMetric(ms(percentile(svc.Produced, 0.99)), "p99-to-producer-ms")
 		b.ReportMetric(ms(percentile(svc.Received, 0.99)), "p99-to-service-ms")
-		b.ReportMetric(float64(gc1.NumGC-gc0.NumGC), "stack-gcs")
-		b.ReportMetric(ms(h1.minus(h0).quantileBound(0.99)), "handover-p99-le-ms")
+		b.ReportMetric(float64(svc.gcs), "stack-gcs")
+		b.ReportMetric(float64(svc.stackCPU.Microseconds())/float64(svc.Sent), "stack-cpu-µs/msg")
+		b.ReportMetric(float64(svc.CPU.Microseconds())/float64(svc.Sent), "loadgen-cpu-µs/msg")
+		b.ReportMetric(ms(svc.handover.quantileBound(0.99)), "handover-p99-le-ms")
+		b.ReportMetric(ms(percentile(started.Lat, 0.99)), "p99-default-gc-ms")
+		b.ReportMetric(float64(started.gcs), "default-gc-stack-gcs")
 		b.ReportMetric(ms(percentile(bare.Lat, 0.99)), "bare-mqtt-p99-ms")
 		b.ReportMetric(ms(percentile(bridged.Lat, 0.99)), "bridge-p99-ms")
 		b.ReportMetric(ms(percentile(bridged.Lat, 0.50)), "bridge-p50-ms")
+	}
+}
+
+// serviceRun is one paced run through the device service: what the load
+// generator measured, the stack's garbage collections meanwhile and the
+// service's handover histogram of the run.
+type serviceRun struct {
+	loadResult
+	gcs      uint32
+	handover histogram
+	stackCPU time.Duration
+}
+
+// serviceLatency runs the paced load through the device service, as
+// devClients, to a consumer of device.telemetry.
+func serviceLatency(b *testing.B, s *stack, devClients []loadClient) serviceRun {
+	var gc0, gc1 runtime.MemStats
+	runtime.ReadMemStats(&gc0)
+	h0 := handoverBuckets(b, s.devOps)
+	cpu0 := cpuTime(b)
+	r := runLoad(b, loadSpec{Broker: s.mqttURL, Clients: devClients, Kafka: s.brokers, Topic: ingest.Topic, Events: true})
+	cpu := cpuTime(b) - cpu0
+	runtime.ReadMemStats(&gc1)
+	return serviceRun{loadResult: r, gcs: gc1.NumGC - gc0.NumGC, handover: handoverBuckets(b, s.devOps).minus(h0), stackCPU: cpu}
+}
+
+// gcSetting is a garbage-collector setting: GOGC and GOMEMLIMIT.
+type gcSetting struct {
+	percent int   // GOGC; -1 is off
+	limit   int64 // GOMEMLIMIT in bytes; math.MaxInt64 is none
+}
+
+// deployedManifest holds the device service's container, whose
+// environment sets its collector.
+const deployedManifest = "../../deployments/k8s/base/device.yaml"
+
+// deployedGC reads the collector setting the device service is deployed
+// with from the GOGC and GOMEMLIMIT of its container in deployedManifest
+// (docker-compose.yml sets the same).
+func deployedGC(tb testing.TB) gcSetting {
+	tb.Helper()
+	f, err := os.Open(deployedManifest)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer func() { _ = f.Close() }()
+	env := map[string]string{}
+	for dec := yaml.NewDecoder(f); ; {
+		var doc struct {
+			Kind string
+			Spec struct {
+				Template struct {
+					Spec struct {
+						Containers []struct {
+							Name string
+							Env  []struct{ Name, Value string }
+						}
+					}
+				}
+			}
+		}
+		if err := dec.Decode(&doc); errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
+			tb.Fatalf("%s: %v", deployedManifest, err)
+		}
+		for _, c := range doc.Spec.Template.Spec.Containers {
+			if doc.Kind == "StatefulSet" && c.Name == "device" {
+				for _, e := range c.Env {
+					env[e.Name] = e.Value
+				}
+			}
+		}
+	}
+	g := gcSetting{percent: 100, limit: math.MaxInt64}
+	if v, ok := env["GOGC"]; ok && v != "off" {
+		if g.percent, err = strconv.Atoi(v); err != nil {
+			tb.Fatalf("%s: GOGC %q", deployedManifest, v)
+		}
+	} else if ok {
+		g.percent = -1
+	}
+	if v, ok := env["GOMEMLIMIT"]; ok {
+		n, err := humanize.ParseBytes(v)
+		if err != nil {
+			tb.Fatalf("%s: GOMEMLIMIT %q: %v", deployedManifest, v, err)
+		}
+		g.limit = int64(n)
+	}
+	return g
+}
+
+// TestDeployedGC reads the device service's manifest as the latency
+// benchmark does: a manifest that no longer sets the collector would have
+// it measure Go's defaults twice.
+func TestDeployedGC(t *testing.T) {
+	if g := deployedGC(t); g.percent != -1 || g.limit == math.MaxInt64 {
+		t.Fatalf("%s sets GOGC %d, GOMEMLIMIT %d bytes; want off and a limit", deployedManifest, g.percent, g.limit)
+	}
+}
+
+// use sets g for this process; restore sets back what was there before.
+func (g gcSetting) use() (restore func()) {
+	percent, limit := debug.SetGCPercent(g.percent), debug.SetMemoryLimit(g.limit)
+	return func() {
+		debug.SetGCPercent(percent)
+		debug.SetMemoryLimit(limit)
 	}
 }
 
@@ -692,16 +846,6 @@ func latencyBridge(tb testing.TB, s *stack, sub paho.Client) func() {
 		sub.Unsubscribe("$share/lat/bench/lat/+/telemetry").Wait()
 		_ = ap.Close()
 	}
-}
-
-// seqOf returns the seq of a benchmark sample's JSON, as text.
-func seqOf(payload []byte) string {
-	_, rest, _ := bytes.Cut(payload, sampleKey)
-	end := bytes.IndexAny(rest, ",}")
-	if end < 0 {
-		return ""
-	}
-	return string(rest[:end])
 }
 
 // BenchmarkCommandRoundTrip sends commands that wait for their result to an

@@ -69,6 +69,8 @@ type loadSpec struct {
 type loadResult struct {
 	Sent                    int
 	Lat, Produced, Received []time.Duration
+	// CPU is the load generator process's CPU time (set by runLoad).
+	CPU time.Duration `json:"-"`
 }
 
 // runLoad runs the load generator with spec until it has seen every
@@ -99,6 +101,7 @@ func runLoad(tb testing.TB, spec loadSpec) loadResult {
 	if len(r.Lat) == 0 {
 		tb.Fatal("load generator: no latencies")
 	}
+	r.CPU = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
 	return r
 }
 
@@ -141,7 +144,9 @@ func generate(tb benchTB, spec loadSpec) loadResult {
 	case spec.Subscribe != "":
 		sub := connect(tb, spec.Broker, spec.SubscriberClientID, spec.SubUser, spec.SubPass, nil)
 		if tok := sub.Subscribe(spec.Subscribe, 1, func(_ paho.Client, m paho.Message) {
-			l.arrived(strings.Split(m.Topic(), "/")[2]+"/"+seqOf(m.Payload()), time.Now())
+			for seq := range seqs(m.Payload()) {
+				l.arrived(strings.Split(m.Topic(), "/")[2]+"/"+seq, time.Now())
+			}
 		}); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 			tb.Fatalf("subscribe: %v", tok.Error())
 		}
@@ -149,7 +154,9 @@ func generate(tb benchTB, spec loadSpec) loadResult {
 		l.consume(ctx, tb, spec.Kafka, spec.Topic)
 	default:
 		consumeTopic(ctx, tb, spec.Kafka, spec.Topic, func(cm *sarama.ConsumerMessage) {
-			l.arrived(string(cm.Key)+"/"+seqOf(cm.Value), time.Now())
+			for seq := range seqs(cm.Value) {
+				l.arrived(string(cm.Key)+"/"+seq, time.Now())
+			}
 		})
 	}
 	time.Sleep(200 * time.Millisecond) // the consumer at the end of the log
