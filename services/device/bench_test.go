@@ -565,6 +565,7 @@ func ingestLatency(b *testing.B, s *stack) {
 			SubscriberClientID: "lat-bare", SubUser: serviceUser, SubPass: servicePass})
 
 		// 2. A paho → sarama bridge, to a consumer of its topic.
+		kafkatest.DeleteRecords(b, s.brokers)
 		stopBridge := latencyBridge(b, s, bridgeSub)
 		bridged := runLoad(b, loadSpec{Broker: s.mqttURL, Clients: pubs, Kafka: s.brokers, Topic: latencyBridgeTopic})
 		stopBridge()
@@ -610,6 +611,9 @@ type serviceRun struct {
 // serviceLatency runs the paced load through the device service, as
 // devClients, to a consumer of device.telemetry.
 func serviceLatency(b *testing.B, s *stack, devClients []loadClient) serviceRun {
+	// Kafka holds the records outside the service's process, and so no
+	// earlier run's records are the heap the stack's collector scans.
+	kafkatest.DeleteRecords(b, s.brokers)
 	var gc0, gc1 runtime.MemStats
 	runtime.ReadMemStats(&gc0)
 	h0 := handoverBuckets(b, s.devOps)

@@ -9,6 +9,7 @@ import (
 	"net"
 	"sort"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -173,4 +174,46 @@ func EndOffset(tb testing.TB, brokers []string, topic string) int64 {
 		sum += off
 	}
 	return sum
+}
+
+// DeleteRecords deletes every record written so far to the topics on
+// brokers (the internal __ topics aside), as retention would. kfake keeps
+// what it is sent in the memory of the process it runs in; a benchmark
+// that shares that process deletes what it no longer reads, so that the
+// records of earlier runs are not the heap its garbage collector scans.
+func DeleteRecords(tb testing.TB, brokers []string) {
+	tb.Helper()
+	sc := sarama.NewConfig()
+	sc.Version = sarama.V3_6_0_0
+	c, err := sarama.NewClient(brokers, sc)
+	if err != nil {
+		tb.Fatalf("kafkatest: client: %v", err)
+	}
+	defer func() { _ = c.Close() }()
+	admin, err := sarama.NewClusterAdminFromClient(c)
+	if err != nil {
+		tb.Fatalf("kafkatest: admin: %v", err)
+	}
+	topics, err := c.Topics()
+	if err != nil {
+		tb.Fatalf("kafkatest: topics: %v", err)
+	}
+	for _, topic := range topics {
+		if strings.HasPrefix(topic, "__") {
+			continue
+		}
+		parts, err := c.Partitions(topic)
+		if err != nil {
+			tb.Fatalf("kafkatest: partitions of %s: %v", topic, err)
+		}
+		ends := map[int32]int64{}
+		for _, p := range parts {
+			if ends[p], err = c.GetOffset(topic, p, sarama.OffsetNewest); err != nil {
+				tb.Fatalf("kafkatest: end offset of %s[%d]: %v", topic, p, err)
+			}
+		}
+		if err := admin.DeleteRecords(topic, ends); err != nil {
+			tb.Fatalf("kafkatest: delete records of %s: %v", topic, err)
+		}
+	}
 }
