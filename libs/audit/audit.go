@@ -124,10 +124,11 @@ func hasPath(md protoreflect.MessageDescriptor, names []string) bool {
 	return hasPath(fd.Message(), names[1:])
 }
 
-// Publisher sends a Kafka message and waits for its acknowledgement
+// Publisher sends Kafka messages together and waits for every
+// acknowledgement; a *kafka.BatchError tells which failed
 // (*kafka.Producer).
 type Publisher interface {
-	Publish(ctx context.Context, m kafka.Message) error
+	PublishBatch(ctx context.Context, msgs []kafka.Message) error
 }
 
 // Recorder publishes audit events for one part.
@@ -262,14 +263,22 @@ func (r *Recorder) record(ctx context.Context, m Method, req, resp proto.Message
 		}
 		msgs = append(msgs, msg)
 	}
+	// One batch: a call that provisions a thousand devices is a thousand
+	// records, which one at a time, each waiting for its acknowledgement,
+	// outlast the timeout under load.
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), publishTimeout)
 	defer cancel()
-	for _, msg := range msgs {
-		if err := r.pub.Publish(pctx, msg); err != nil {
+	err := r.pub.PublishBatch(pctx, msgs)
+	be, _ := errors.AsType[*kafka.BatchError](err)
+	for i := range msgs {
+		switch {
+		case be != nil && be.Errs[i] != nil:
+			r.failed(ctx, m, be.Errs[i])
+		case be == nil && err != nil:
 			r.failed(ctx, m, err)
-			continue
+		default:
+			r.events.WithLabelValues("published").Inc()
 		}
-		r.events.WithLabelValues("published").Inc()
 	}
 }
 

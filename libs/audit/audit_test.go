@@ -22,20 +22,33 @@ import (
 	eventsv1 "github.com/comfortech/platform/proto/comfortech/events/v1"
 )
 
-// sink keeps what the recorder publishes; fail makes it refuse.
+// sink keeps what the recorder publishes; fail makes it refuse all of a
+// batch, refuse the messages with that key.
 type sink struct {
-	mu   sync.Mutex
-	msgs []kafka.Message
-	fail bool
+	mu     sync.Mutex
+	msgs   []kafka.Message
+	fail   bool
+	refuse string
 }
 
-func (s *sink) Publish(_ context.Context, m kafka.Message) error {
+func (s *sink) PublishBatch(_ context.Context, msgs []kafka.Message) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.fail {
 		return errors.New("kafka away")
 	}
-	s.msgs = append(s.msgs, m)
+	be := &kafka.BatchError{Errs: make([]error, len(msgs))}
+	refused := false
+	for i, m := range msgs {
+		if s.refuse != "" && string(m.Key) == s.refuse {
+			be.Errs[i], refused = errors.New("record refused"), true
+			continue
+		}
+		s.msgs = append(s.msgs, m)
+	}
+	if refused {
+		return be
+	}
 	return nil
 }
 
@@ -150,16 +163,29 @@ func TestInterceptor(t *testing.T) {
 		t.Errorf("a read was recorded: %v", evs)
 	}
 
+	// Kafka refuses one record of a batch: the others are published.
+	s.refuse = "d4"
+	err = call(provision, &devicev1.BatchProvisionDevicesRequest{}, &devicev1.BatchProvisionDevicesResponse{Items: []*devicev1.ProvisionedDevice{
+		{DeviceId: "d3"}, {DeviceId: "d4"}, {DeviceId: "d5"},
+	}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if evs := s.events(t); len(evs) != 2 || evs[0].GetResourceId() != "d3" || evs[1].GetResourceId() != "d5" {
+		t.Fatalf("with d4 refused, published %v", evs)
+	}
+	s.refuse = ""
+
 	// Kafka away: the action stands, the loss is counted.
 	s.fail = true
 	if err := call(revoke, &devicev1.RevokeDeviceSecretRequest{DeviceId: "d1"}, &devicev1.RevokeDeviceSecretResponse{}, nil); err != nil {
 		t.Fatalf("revoke with Kafka away: %v", err)
 	}
-	if got := counter(t, reg, "failed"); got != 1 {
-		t.Errorf("failed records counted %v, want 1", got)
+	if got := counter(t, reg, "failed"); got != 2 {
+		t.Errorf("failed records counted %v, want 2 (d4 and the revoke)", got)
 	}
-	if got := counter(t, reg, "published"); got != 4 {
-		t.Errorf("published records counted %v, want 4", got)
+	if got := counter(t, reg, "published"); got != 6 {
+		t.Errorf("published records counted %v, want 6", got)
 	}
 }
 
