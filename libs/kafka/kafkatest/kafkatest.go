@@ -154,23 +154,10 @@ func readTopic(brokers []string, topic string, n int, timeout time.Duration) ([]
 // assert that nothing was written twice.
 func EndOffset(tb testing.TB, brokers []string, topic string) int64 {
 	tb.Helper()
-	sc := sarama.NewConfig()
-	sc.Version = sarama.V3_6_0_0
-	c, err := sarama.NewClient(brokers, sc)
-	if err != nil {
-		tb.Fatalf("kafkatest: client: %v", err)
-	}
+	c := client(tb, brokers)
 	defer func() { _ = c.Close() }()
-	parts, err := c.Partitions(topic)
-	if err != nil {
-		tb.Fatalf("kafkatest: partitions of %s: %v", topic, err)
-	}
 	var sum int64
-	for _, p := range parts {
-		off, err := c.GetOffset(topic, p, sarama.OffsetNewest)
-		if err != nil {
-			tb.Fatalf("kafkatest: end offset of %s[%d]: %v", topic, p, err)
-		}
+	for _, off := range endOffsets(tb, c, topic) {
 		sum += off
 	}
 	return sum
@@ -183,12 +170,7 @@ func EndOffset(tb testing.TB, brokers []string, topic string) int64 {
 // records of earlier runs are not the heap its garbage collector scans.
 func DeleteRecords(tb testing.TB, brokers []string) {
 	tb.Helper()
-	sc := sarama.NewConfig()
-	sc.Version = sarama.V3_6_0_0
-	c, err := sarama.NewClient(brokers, sc)
-	if err != nil {
-		tb.Fatalf("kafkatest: client: %v", err)
-	}
+	c := client(tb, brokers)
 	defer func() { _ = c.Close() }()
 	admin, err := sarama.NewClusterAdminFromClient(c)
 	if err != nil {
@@ -202,18 +184,37 @@ func DeleteRecords(tb testing.TB, brokers []string) {
 		if strings.HasPrefix(topic, "__") {
 			continue
 		}
-		parts, err := c.Partitions(topic)
-		if err != nil {
-			tb.Fatalf("kafkatest: partitions of %s: %v", topic, err)
-		}
-		ends := map[int32]int64{}
-		for _, p := range parts {
-			if ends[p], err = c.GetOffset(topic, p, sarama.OffsetNewest); err != nil {
-				tb.Fatalf("kafkatest: end offset of %s[%d]: %v", topic, p, err)
-			}
-		}
-		if err := admin.DeleteRecords(topic, ends); err != nil {
+		if err := admin.DeleteRecords(topic, endOffsets(tb, c, topic)); err != nil {
 			tb.Fatalf("kafkatest: delete records of %s: %v", topic, err)
 		}
 	}
+}
+
+// client connects to brokers.
+func client(tb testing.TB, brokers []string) sarama.Client {
+	tb.Helper()
+	sc := sarama.NewConfig()
+	sc.Version = sarama.V3_6_0_0
+	c, err := sarama.NewClient(brokers, sc)
+	if err != nil {
+		tb.Fatalf("kafkatest: client: %v", err)
+	}
+	return c
+}
+
+// endOffsets returns the next offset to be written of each of topic's
+// partitions.
+func endOffsets(tb testing.TB, c sarama.Client, topic string) map[int32]int64 {
+	tb.Helper()
+	parts, err := c.Partitions(topic)
+	if err != nil {
+		tb.Fatalf("kafkatest: partitions of %s: %v", topic, err)
+	}
+	ends := make(map[int32]int64, len(parts))
+	for _, p := range parts {
+		if ends[p], err = c.GetOffset(topic, p, sarama.OffsetNewest); err != nil {
+			tb.Fatalf("kafkatest: end offset of %s[%d]: %v", topic, p, err)
+		}
+	}
+	return ends
 }
