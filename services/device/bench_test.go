@@ -522,7 +522,9 @@ func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 // (publish → a consumer of its topic; its producer, as the service's,
 // does not linger). The publishers and the subscriber or consumer that times them
 // are a load generator process of their own (runLoad), the same for all
-// three runs.
+// three runs. The stack's process collects garbage as the device service
+// is deployed to (deployedGC); a fourth run measures the service again
+// with Go's default collector (p99-default-gc-ms).
 func BenchmarkIngestLatency(b *testing.B) { ingestLatency(b, start(b, benchConfig)) }
 
 // BenchmarkIngestLatencyMosquitto is BenchmarkIngestLatency through a real
