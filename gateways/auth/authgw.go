@@ -195,8 +195,7 @@ func codeSender(cfg Config, p *process.Process, log *zap.Logger) (app.CodeSender
 	if err != nil {
 		return nil, nil, err
 	}
-	conn, err := rpc.Dial(cfg.NotifyAddr, p.Metrics, rpc.WithPerRPCCredentials(ts), rpc.WithCallTimeout(cfg.NotifyTimeout),
-		rpc.WithClientTracing(p.Tracer))
+	conn, err := p.Connect(cfg.NotifyAddr, rpc.WithPerRPCCredentials(ts), rpc.WithCallTimeout(cfg.NotifyTimeout))
 	if err != nil {
 		return nil, nil, fmt.Errorf("NOTIFY_ADDR: %w", err)
 	}

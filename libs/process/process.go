@@ -192,17 +192,29 @@ func (p *Process) GRPCServer(addr string, given net.Listener, opts ...rpc.Server
 }
 
 // Dial returns a client connection to the gRPC service at addr that this
-// part calls (see rpc.Dial), counted in the part's metrics, and makes the
-// part ready only while that service reports itself serving: a gateway is
-// ready when the services behind it are. name names the readiness check;
-// the caller closes the connection after Run.
+// part calls (see Connect), and makes the part ready only while that
+// service reports itself serving: a gateway is ready when the services
+// behind it are. name names the readiness check; the caller closes the
+// connection after Run.
 func (p *Process) Dial(name, addr string, opts ...rpc.ClientOption) (*grpc.ClientConn, error) {
+	conn, err := p.Connect(addr, opts...)
+	if err != nil {
+		return nil, err
+	}
+	p.Health.Add(name, rpc.HealthCheck(conn))
+	return conn, nil
+}
+
+// Connect returns a client connection to the gRPC service at addr (see
+// rpc.Dial), traced and counted in the part's metrics like its other
+// calls, for a service the part works without for a while: its readiness
+// does not depend on it. The caller closes the connection after Run.
+func (p *Process) Connect(addr string, opts ...rpc.ClientOption) (*grpc.ClientConn, error) {
 	opts = append([]rpc.ClientOption{rpc.WithClientTracing(p.Tracer)}, opts...)
 	conn, err := rpc.Dial(addr, p.Metrics, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", p.Name, err)
 	}
-	p.Health.Add(name, rpc.HealthCheck(conn))
 	return conn, nil
 }
 

@@ -176,13 +176,13 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger, opts ...process.Optio
 	if err != nil {
 		return fmt.Errorf("device: %w", err)
 	}
-	dataOpts := []rpc.ClientOption{rpc.WithClientTracing(p.Tracer)}
+	var dataOpts []rpc.ClientOption
 	if ts != nil {
 		dataOpts = append(dataOpts, rpc.WithPerRPCCredentials(ts))
 	}
-	dataConn, err := rpc.Dial(cfg.DataAddr, p.Metrics, dataOpts...)
+	dataConn, err := p.Connect(cfg.DataAddr, dataOpts...)
 	if err != nil {
-		return fmt.Errorf("device: %w", err)
+		return err
 	}
 	defer func() { _ = dataConn.Close() }()
 

@@ -219,9 +219,9 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger, opts ...process.Optio
 		if err != nil {
 			return fmt.Errorf("notify: %w", err)
 		}
-		conn, err := rpc.Dial(cfg.DataAddr, p.Metrics, rpc.WithPerRPCCredentials(ts), rpc.WithClientTracing(p.Tracer))
+		conn, err := p.Connect(cfg.DataAddr, rpc.WithPerRPCCredentials(ts))
 		if err != nil {
-			return fmt.Errorf("notify: %w", err)
+			return err
 		}
 		defer func() { _ = conn.Close() }()
 		dir = accounts.New(conn)
