@@ -561,6 +561,7 @@ func ingestLatency(b *testing.B, s *stack) {
 		// Every part of the stack's process collects garbage as the device
 		// service is deployed to, for the baselines too.
 		restore := deployed.use()
+		b.Cleanup(restore) // should the run fail before it is restored below
 
 		// 1. The MQTT hop alone.
 		bare := runLoad(b, loadSpec{Broker: s.mqttURL, Clients: pubs, Subscribe: "$share/lat/bench/lat/+/telemetry",
