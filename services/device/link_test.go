@@ -13,6 +13,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/listeners"
+	"github.com/twmb/franz-go/pkg/kfake"
 	"go.uber.org/zap/zaptest"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -49,6 +50,7 @@ const model = "thermo-x1"
 // Mosquitto).
 type stack struct {
 	idp     *idptest.Server
+	kafka   *kfake.Cluster
 	brokers []string
 	// mqttURL is the broker the device service is linked to.
 	mqttURL  string
@@ -128,7 +130,8 @@ func start(t testing.TB, edit func(*device.Config)) *stack {
 	t.Helper()
 	idp := idptest.Start(t)
 	s := &stack{idp: idp}
-	labelled(partKafka, func() { s.brokers = kafkatest.NewCluster(t).ListenAddrs() })
+	labelled(partKafka, func() { s.kafka = kafkatest.NewCluster(t) })
+	s.brokers = s.kafka.ListenAddrs()
 
 	dataGRPC := listen(t)
 	s.data = &dataService{t: t, addr: dataGRPC.Addr().String(), cfg: data.Config{Auth: auth.Settings{Issuer: idp.Issuer()},

@@ -63,12 +63,13 @@ type loadSpec struct {
 	SubscriberClientID string
 }
 
-// loadResult is what the load generator measured: each message's publish →
-// arrival latency, and for events the publish → producer timestamp and
+// loadResult is what the load generator measured: each message's publish
+// time (by key/seq) and publish → arrival latency, and for events the
 // publish → receive_time of the first sample of each event.
 type loadResult struct {
-	Sent                    int
-	Lat, Produced, Received []time.Duration
+	Sent          int
+	Published     map[string]time.Time
+	Lat, Received []time.Duration
 	// CPU is the load generator process's CPU time (set by runLoad).
 	CPU time.Duration `json:"-"`
 }
@@ -163,7 +164,7 @@ func generate(tb benchTB, spec loadSpec) loadResult {
 	sent := paced(tb, clients, topics, keys, spec, l)
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return loadResult{Sent: sent, Lat: l.lat, Produced: l.produced, Received: l.received}
+	return loadResult{Sent: sent, Published: l.sent, Lat: l.lat, Received: l.received}
 }
 
 // benchTB is what the benchmarks' MQTT and Kafka helpers need of a

@@ -4,6 +4,7 @@
 package kafkatest
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/IBM/sarama"
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/comfortech/platform/libs/kafka"
 )
@@ -31,6 +33,64 @@ func NewCluster(tb testing.TB, opts ...kfake.Opt) *kfake.Cluster {
 	}
 	tb.Cleanup(c.Close)
 	return c
+}
+
+// Produced is a record as a cluster received it in a produce request.
+type Produced struct {
+	Topic      string
+	Key, Value []byte
+	// At is when the broker received the request; it appends the
+	// records right after, so this is when they went into Kafka.
+	At time.Time
+}
+
+// WatchProduce calls f with every record c receives in a produce request
+// from now on, as it receives it, before the broker appends it (and
+// whether or not it then accepts it). f runs on the cluster's goroutine,
+// which waits for it. Compressed batches are not read: tb fails.
+func WatchProduce(tb testing.TB, c *kfake.Cluster, f func(Produced)) {
+	c.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		at := time.Now()
+		for _, t := range req.(*kmsg.ProduceRequest).Topics {
+			for _, p := range t.Partitions {
+				if err := eachRecord(p.Records, func(r kmsg.Record) {
+					f(Produced{Topic: t.Topic, Key: r.Key, Value: r.Value, At: at})
+				}); err != nil {
+					tb.Errorf("kafkatest: produce request to %s/%d: %v", t.Topic, p.Partition, err)
+				}
+			}
+		}
+		return nil, nil, false // not handled: the broker handles it, and f stays
+	})
+}
+
+// eachRecord calls f with each record of the record batches in b.
+func eachRecord(b []byte, f func(kmsg.Record)) error {
+	for len(b) > 0 {
+		var batch kmsg.RecordBatch
+		if err := batch.ReadFrom(b); err != nil {
+			return err
+		}
+		if batch.Attributes&0x07 != 0 {
+			return errors.New("a compressed record batch")
+		}
+		rs := batch.Records
+		for range batch.NumRecords {
+			length, n := binary.Varint(rs)
+			if n <= 0 || int(length) > len(rs)-n {
+				return errors.New("a truncated record")
+			}
+			var r kmsg.Record
+			if err := r.ReadFrom(rs[:n+int(length)]); err != nil {
+				return err
+			}
+			f(r)
+			rs = rs[n+int(length):]
+		}
+		// Length counts what follows the offset and length fields.
+		b = b[12+int(batch.Length):]
+	}
+	return nil
 }
 
 // FreePort returns a TCP port that was free a moment ago, for a cluster
