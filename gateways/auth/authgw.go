@@ -133,6 +133,7 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger, opts ...process.Optio
 	if err != nil {
 		return fmt.Errorf("auth gateway: %w", err)
 	}
+	p.Go("audit backlog", rec.Run)
 	if err := authv1.RegisterUserAdminServiceHandlerServer(ctx, gw.API, api.UserAdmin(rec)); err != nil {
 		return fmt.Errorf("auth gateway: %w", err)
 	}

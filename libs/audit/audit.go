@@ -15,9 +15,12 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
@@ -49,6 +52,10 @@ const (
 
 // publishTimeout bounds the wait for Kafka's acknowledgement of a record.
 const publishTimeout = 5 * time.Second
+
+// MaxBacklog bounds the records kept for Run to publish again: about
+// 20 MB at most, or ten provisionings of a thousand devices.
+const MaxBacklog = 10_000
 
 // Method says how calls of one gRPC method are recorded.
 type Method struct {
@@ -138,25 +145,37 @@ type Recorder struct {
 	log    *zap.Logger
 	events *prometheus.CounterVec
 	now    func() time.Time
+
+	mu      sync.Mutex
+	backlog []kafka.Message // refused by Kafka, oldest first
+	kick    chan struct{}   // the backlog grew
 }
 
 // NewRecorder returns a Recorder publishing through pub as source (the
 // CloudEvents ce_source, e.g. "/services/device"), counting what it does in
-// comfort_audit_events_total{result} on reg.
+// comfort_audit_events_total{result} and comfort_audit_backlog on reg. Run
+// must run for refused records to be published again.
 func NewRecorder(pub Publisher, source string, log *zap.Logger, reg prometheus.Registerer) (*Recorder, error) {
-	events := prometheus.NewCounterVec(prometheus.CounterOpts{
+	r := &Recorder{pub: pub, source: source, log: log, now: time.Now, kick: make(chan struct{}, 1)}
+	r.events = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "comfort_audit_events_total",
-		Help: "Audit events by result: published, or failed (Kafka did not take it; the action stands and the failure is logged).",
+		Help: "Audit events by result: published, or failed (lost: Kafka did not take it before the process stopped, or the backlog was full; the action stands and the loss is logged).",
 	}, []string{"result"})
+	backlog := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "comfort_audit_backlog",
+		Help: "Audit events Kafka refused, kept in memory to be published again.",
+	}, func() float64 { return float64(r.waiting()) })
 	if reg != nil {
-		if err := reg.Register(events); err != nil {
-			return nil, fmt.Errorf("audit: metrics: %w", err)
+		for _, c := range []prometheus.Collector{r.events, backlog} {
+			if err := reg.Register(c); err != nil {
+				return nil, fmt.Errorf("audit: metrics: %w", err)
+			}
 		}
 	}
 	// Zero series, so the first failure is an increase alerts can see.
-	events.WithLabelValues("published")
-	events.WithLabelValues("failed")
-	return &Recorder{pub: pub, source: source, log: log, events: events, now: time.Now}, nil
+	r.events.WithLabelValues("published")
+	r.events.WithLabelValues("failed")
+	return r, nil
 }
 
 // Interceptor records every call of the methods in ms. It must run after
@@ -263,22 +282,122 @@ func (r *Recorder) record(ctx context.Context, m Method, req, resp proto.Message
 		}
 		msgs = append(msgs, msg)
 	}
-	// One batch: a call that provisions a thousand devices is a thousand
-	// records, which one at a time, each waiting for its acknowledgement,
-	// outlast the timeout under load.
-	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), publishTimeout)
-	defer cancel()
-	err := r.pub.PublishBatch(pctx, msgs)
-	be, _ := errors.AsType[*kafka.BatchError](err)
-	for i := range msgs {
-		switch {
-		case be != nil && be.Errs[i] != nil:
-			r.failed(ctx, m, be.Errs[i])
-		case be == nil && err != nil:
-			r.failed(ctx, m, err)
-		default:
-			r.events.WithLabelValues("published").Inc()
+	r.publish(ctx, m, msgs)
+}
+
+// publish sends the records of a call, in one batch: a call that
+// provisions a thousand devices is a thousand records, which one at a
+// time, each waiting for its acknowledgement, outlast the timeout under
+// load. What Kafka refuses is kept for Run. While earlier records wait
+// there, these join them without trying Kafka: they stay in order, and
+// the call does not wait for a Kafka that is away.
+func (r *Recorder) publish(ctx context.Context, m Method, msgs []kafka.Message) {
+	if r.waiting() == 0 {
+		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), publishTimeout)
+		defer cancel()
+		var err error
+		if msgs, err = r.send(pctx, msgs); len(msgs) == 0 {
+			return
 		}
+		logging.For(ctx, r.log).Warn("audit events refused by Kafka; kept to publish again", zap.String("action", m.Action),
+			zap.Int("events", len(msgs)), zap.Error(err))
+	}
+	r.mu.Lock()
+	kept := min(len(msgs), MaxBacklog-len(r.backlog))
+	r.backlog = append(r.backlog, msgs[:kept]...)
+	r.mu.Unlock()
+	select {
+	case r.kick <- struct{}{}:
+	default:
+	}
+	if lost := len(msgs) - kept; lost > 0 {
+		r.events.WithLabelValues("failed").Add(float64(lost))
+		logging.For(ctx, r.log).Error("audit events lost: the backlog of events Kafka refused is full", zap.String("action", m.Action),
+			zap.Int("events", lost))
+	}
+}
+
+// send publishes msgs and returns those Kafka refused, with the error.
+func (r *Recorder) send(ctx context.Context, msgs []kafka.Message) ([]kafka.Message, error) {
+	err := r.pub.PublishBatch(ctx, msgs)
+	var refused []kafka.Message
+	if be, ok := errors.AsType[*kafka.BatchError](err); ok {
+		for i, e := range be.Errs {
+			if e != nil {
+				refused = append(refused, msgs[i])
+			}
+		}
+	} else if err != nil {
+		refused = msgs
+	}
+	r.events.WithLabelValues("published").Add(float64(len(msgs) - len(refused)))
+	return refused, err
+}
+
+// waiting is how many records the backlog holds.
+func (r *Recorder) waiting() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.backlog)
+}
+
+// Run publishes the records Kafka refused again, with backoff, until ctx
+// ends; then it tries once more, for publishTimeout at most, and counts
+// and logs what is left as lost.
+func (r *Recorder) Run(ctx context.Context) error {
+	bo := backoff.NewExponentialBackOff()
+	bo.InitialInterval, bo.MaxInterval = time.Second, 30*time.Second
+	var retry <-chan time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			last, cancel := context.WithTimeout(context.WithoutCancel(ctx), publishTimeout)
+			defer cancel()
+			r.republish(last)
+			r.mu.Lock()
+			lost := len(r.backlog)
+			r.backlog = nil
+			r.mu.Unlock()
+			if lost > 0 {
+				r.events.WithLabelValues("failed").Add(float64(lost))
+				r.log.Error("audit events lost: Kafka had not taken them when the process stopped", zap.Int("events", lost))
+			}
+			return nil
+		case <-r.kick:
+			if retry == nil {
+				retry = time.After(bo.NextBackOff())
+			}
+		case <-retry:
+			retry = nil
+			r.republish(ctx)
+			if r.waiting() > 0 {
+				retry = time.After(bo.NextBackOff())
+			} else {
+				bo.Reset()
+			}
+		}
+	}
+}
+
+// republish sends the backlog, as one batch, and keeps what Kafka refuses
+// again ahead of what joined the backlog meanwhile.
+func (r *Recorder) republish(ctx context.Context) {
+	r.mu.Lock()
+	msgs := slices.Clone(r.backlog)
+	r.mu.Unlock()
+	if len(msgs) == 0 {
+		return
+	}
+	pctx, cancel := context.WithTimeout(ctx, publishTimeout)
+	defer cancel()
+	refused, err := r.send(pctx, msgs)
+	r.mu.Lock()
+	r.backlog = append(refused, r.backlog[len(msgs):]...)
+	r.mu.Unlock()
+	if len(refused) > 0 {
+		r.log.Warn("audit events still refused by Kafka; publishing again later", zap.Int("events", len(refused)), zap.Error(err))
+	} else {
+		r.log.Info("audit events Kafka refused are published", zap.Int("events", len(msgs)))
 	}
 }
 
@@ -289,7 +408,7 @@ func reasonSuffix(reason string) string {
 	return " (operator's reason: " + reason + ")"
 }
 
-// failed counts and logs a record that did not reach Kafka. The action
+// failed counts and logs a record that could not be built. The action
 // itself stands: it was carried out before it was recorded.
 func (r *Recorder) failed(ctx context.Context, m Method, err error) {
 	r.events.WithLabelValues("failed").Inc()

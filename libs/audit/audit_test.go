@@ -3,8 +3,10 @@ package audit_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
@@ -23,17 +25,31 @@ import (
 )
 
 // sink keeps what the recorder publishes; fail makes it refuse all of a
-// batch, refuse the messages with that key.
+// batch, refuse the messages with that key. tries counts the batches.
 type sink struct {
 	mu     sync.Mutex
 	msgs   []kafka.Message
 	fail   bool
 	refuse string
+	tries  int
+}
+
+func (s *sink) setFail(fail bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.fail = fail
+}
+
+func (s *sink) batches() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.tries
 }
 
 func (s *sink) PublishBatch(_ context.Context, msgs []kafka.Message) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.tries++
 	if s.fail {
 		return errors.New("kafka away")
 	}
@@ -87,7 +103,7 @@ func TestInterceptor(t *testing.T) {
 		t.Fatal(err)
 	}
 	loaded := 0
-	intercept := r.Interceptor(audit.Methods{
+	call := caller(r.Interceptor(audit.Methods{
 		provision: {Action: "device.provision", ResourceType: "device", ID: "response.items.device_id"},
 		rotate: {Action: "device.rotate_secret", ResourceType: "device", ID: "device_id",
 			Before: func(_ context.Context, id string) (proto.Message, error) {
@@ -95,14 +111,7 @@ func TestInterceptor(t *testing.T) {
 				return &devicev1.ProvisionedDevice{DeviceId: id, Serial: "CT-1", Secret: "old-secret"}, nil
 			}},
 		revoke: {Action: "device.revoke_secret", ResourceType: "device", ID: "device_id", Reason: "reason"},
-	})
-	ctx := auth.WithPrincipal(context.Background(), &auth.Principal{Subject: "admin-1", Username: "admin", ClientID: "comfortech-admin",
-		ClientRoles: map[string][]string{auth.DefaultAppClient: {"admin"}}})
-	ctx = metadata.NewIncomingContext(ctx, metadata.Pairs("x-forwarded-for", "203.0.113.7, 10.0.0.1"))
-	call := func(method string, req, resp proto.Message, err error) error {
-		_, got := intercept(ctx, req, &grpc.UnaryServerInfo{FullMethod: method}, func(context.Context, any) (any, error) { return resp, err })
-		return got
-	}
+	}))
 
 	// A creation: one event per created device, the secrets left out.
 	err = call(provision, &devicev1.BatchProvisionDevicesRequest{}, &devicev1.BatchProvisionDevicesResponse{Items: []*devicev1.ProvisionedDevice{
@@ -163,7 +172,8 @@ func TestInterceptor(t *testing.T) {
 		t.Errorf("a read was recorded: %v", evs)
 	}
 
-	// Kafka refuses one record of a batch: the others are published.
+	// Kafka refuses one record of a batch: the others are published, and
+	// it waits in the backlog.
 	s.refuse = "d4"
 	err = call(provision, &devicev1.BatchProvisionDevicesRequest{}, &devicev1.BatchProvisionDevicesResponse{Items: []*devicev1.ProvisionedDevice{
 		{DeviceId: "d3"}, {DeviceId: "d4"}, {DeviceId: "d5"},
@@ -174,23 +184,109 @@ func TestInterceptor(t *testing.T) {
 	if evs := s.events(t); len(evs) != 2 || evs[0].GetResourceId() != "d3" || evs[1].GetResourceId() != "d5" {
 		t.Fatalf("with d4 refused, published %v", evs)
 	}
-	s.refuse = ""
-
-	// Kafka away: the action stands, the loss is counted.
-	s.fail = true
-	if err := call(revoke, &devicev1.RevokeDeviceSecretRequest{DeviceId: "d1"}, &devicev1.RevokeDeviceSecretResponse{}, nil); err != nil {
-		t.Fatalf("revoke with Kafka away: %v", err)
+	if got := metric(t, reg, "comfort_audit_backlog", ""); got != 1 {
+		t.Errorf("backlog %v, want 1 (d4)", got)
 	}
-	if got := counter(t, reg, "failed"); got != 2 {
-		t.Errorf("failed records counted %v, want 2 (d4 and the revoke)", got)
-	}
-	if got := counter(t, reg, "published"); got != 6 {
+	if got := metric(t, reg, "comfort_audit_events_total", "published"); got != 6 {
 		t.Errorf("published records counted %v, want 6", got)
 	}
 }
 
-// counter reads comfort_audit_events_total{result} from reg.
-func counter(t *testing.T, reg *prometheus.Registry, result string) float64 {
+// caller calls the method through intercept as an admin, behind a proxy,
+// with a handler that answers resp and err.
+func caller(intercept grpc.UnaryServerInterceptor) func(method string, req, resp proto.Message, err error) error {
+	ctx := auth.WithPrincipal(context.Background(), &auth.Principal{Subject: "admin-1", Username: "admin", ClientID: "comfortech-admin",
+		ClientRoles: map[string][]string{auth.DefaultAppClient: {"admin"}}})
+	ctx = metadata.NewIncomingContext(ctx, metadata.Pairs("x-forwarded-for", "203.0.113.7, 10.0.0.1"))
+	return func(method string, req, resp proto.Message, err error) error {
+		_, got := intercept(ctx, req, &grpc.UnaryServerInfo{FullMethod: method}, func(context.Context, any) (any, error) { return resp, err })
+		return got
+	}
+}
+
+// TestBacklog: while Kafka is away the actions stand and their records
+// wait, in order, for Run to publish them; what does not fit in the
+// backlog, or is still waiting when Run stops, is counted as lost.
+func TestBacklog(t *testing.T) {
+	s := &sink{fail: true}
+	reg := prometheus.NewRegistry()
+	r, err := audit.NewRecorder(s, "/services/device", zap.NewNop(), reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	call := caller(r.Interceptor(audit.Methods{
+		provision: {Action: "device.provision", ResourceType: "device", ID: "response.items.device_id"},
+		revoke:    {Action: "device.revoke_secret", ResourceType: "device", ID: "device_id"},
+	}))
+	revokeDevice := func(id string) {
+		t.Helper()
+		if err := call(revoke, &devicev1.RevokeDeviceSecretRequest{DeviceId: id}, &devicev1.RevokeDeviceSecretResponse{}, nil); err != nil {
+			t.Fatalf("revoke %s with Kafka away: %v", id, err)
+		}
+	}
+
+	revokeDevice("d1")
+	if s.batches() != 1 || metric(t, reg, "comfort_audit_backlog", "") != 1 {
+		t.Fatalf("after a refusal: %d batches tried, backlog %v; want 1 and 1", s.batches(), metric(t, reg, "comfort_audit_backlog", ""))
+	}
+	// Behind a waiting record, the next joins it without trying Kafka.
+	revokeDevice("d2")
+	if s.batches() != 1 || metric(t, reg, "comfort_audit_backlog", "") != 2 {
+		t.Fatalf("behind the backlog: %d batches tried, backlog %v; want 1 and 2", s.batches(), metric(t, reg, "comfort_audit_backlog", ""))
+	}
+
+	// Kafka is back: Run publishes both, in order.
+	s.setFail(false)
+	deadline := time.Now().Add(10 * time.Second)
+	for metric(t, reg, "comfort_audit_backlog", "") != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the backlog was not published once Kafka took records again")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if evs := s.events(t); len(evs) != 2 || evs[0].GetResourceId() != "d1" || evs[1].GetResourceId() != "d2" {
+		t.Fatalf("published from the backlog: %v", evs)
+	}
+	if got := metric(t, reg, "comfort_audit_events_total", "published"); got != 2 {
+		t.Errorf("published %v, want 2", got)
+	}
+
+	// Away again: a call with more records than the backlog holds keeps
+	// what fits and loses the rest.
+	s.setFail(true)
+	items := make([]*devicev1.ProvisionedDevice, audit.MaxBacklog+3)
+	for i := range items {
+		items[i] = &devicev1.ProvisionedDevice{DeviceId: fmt.Sprintf("p%d", i)}
+	}
+	if err := call(provision, &devicev1.BatchProvisionDevicesRequest{}, &devicev1.BatchProvisionDevicesResponse{Items: items}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := metric(t, reg, "comfort_audit_backlog", ""); got != audit.MaxBacklog {
+		t.Errorf("backlog %v, want it full (%d)", got, audit.MaxBacklog)
+	}
+	if got := metric(t, reg, "comfort_audit_events_total", "failed"); got != 3 {
+		t.Errorf("lost %v, want the 3 that did not fit", got)
+	}
+
+	// Stopping with Kafka still away loses what waits, counted.
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if got := metric(t, reg, "comfort_audit_events_total", "failed"); got != audit.MaxBacklog+3 {
+		t.Errorf("lost %v after stopping, want %d", got, audit.MaxBacklog+3)
+	}
+	if got := metric(t, reg, "comfort_audit_backlog", ""); got != 0 {
+		t.Errorf("backlog %v after stopping", got)
+	}
+}
+
+// metric reads the counter name{result} (the gauge name, for result "")
+// from reg.
+func metric(t *testing.T, reg *prometheus.Registry, name, result string) float64 {
 	t.Helper()
 	mfs, err := reg.Gather()
 	if err != nil {
@@ -198,11 +294,16 @@ func counter(t *testing.T, reg *prometheus.Registry, result string) float64 {
 	}
 	for _, mf := range mfs {
 		for _, m := range mf.GetMetric() {
-			if mf.GetName() == "comfort_audit_events_total" && m.GetLabel()[0].GetValue() == result {
+			switch {
+			case mf.GetName() != name:
+			case result == "":
+				return m.GetGauge().GetValue()
+			case m.GetLabel()[0].GetValue() == result:
 				return m.GetCounter().GetValue()
 			}
 		}
 	}
+	t.Fatalf("no %s{result=%q}", name, result)
 	return 0
 }
 

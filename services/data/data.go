@@ -153,6 +153,7 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger, opts ...process.Optio
 	if err != nil {
 		return fmt.Errorf("data: %w", err)
 	}
+	p.Go("audit backlog", rec.Run)
 	srv, err := p.GRPCServer(cfg.GRPCAddr, ls.GRPC, rpc.WithAuth(v, auth.WithMethodRoles(methodRoles)),
 		rpc.WithServerInterceptors(rec.Interceptor(grpcapi.AuditMethods(a, log)), nil))
 	if err != nil {

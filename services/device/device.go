@@ -212,6 +212,7 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger, opts ...process.Optio
 		if err != nil {
 			return fmt.Errorf("device: %w", err)
 		}
+		p.Go("audit backlog", rec.Run)
 		serverOpts = append(serverOpts, rpc.WithServerInterceptors(rec.Interceptor(grpcapi.AuditMethods(a)), nil))
 	} else {
 		log.Warn("KAFKA_BROKERS not set: operator actions are not audited")

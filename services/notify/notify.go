@@ -287,6 +287,7 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger, opts ...process.Optio
 	if err != nil {
 		return fmt.Errorf("notify: %w", err)
 	}
+	p.Go("audit backlog", rec.Run)
 	srv, err := p.GRPCServer(cfg.GRPCAddr, ls.GRPC, rpc.WithAuth(v, auth.WithMethodRoles(methodRoles)),
 		rpc.WithServerInterceptors(rec.Interceptor(grpcapi.AuditMethods(svc, log)), nil))
 	if err != nil {
