@@ -210,7 +210,7 @@ func start(t testing.TB, databaseURL string, cfg notify.Config) *service {
 
 // launch runs the service against an identity provider and brokers until
 // the test ends or stop is called.
-func launch(t testing.TB, idp *idptest.Server, brokers []string, databaseURL string, cfg notify.Config) (*service, func()) {
+func launch(t testing.TB, idp *idptest.Server, brokers []string, databaseURL string, cfg notify.Config, opts ...process.Option) (*service, func()) {
 	t.Helper()
 	grpcL := must(net.Listen("tcp", "127.0.0.1:0"))
 	opsL := must(net.Listen("tcp", "127.0.0.1:0"))
@@ -223,7 +223,7 @@ func launch(t testing.TB, idp *idptest.Server, brokers []string, databaseURL str
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- notify.Run(ctx, cfg, testLogger(t), process.WithGRPCListener(grpcL), process.WithOpsListener(opsL))
+		done <- notify.Run(ctx, cfg, testLogger(t), append(opts, process.WithGRPCListener(grpcL), process.WithOpsListener(opsL))...)
 	}()
 	var once sync.Once
 	stop := func() {

@@ -51,14 +51,15 @@ func (s *Service) enqueue(ctx context.Context, ds []*Delivery, skips []AttemptRe
 	if len(ds) == 0 {
 		return nil
 	}
+	caller := traceParent(trace.SpanContextFromContext(ctx))
+	for _, d := range ds {
+		if d.TraceParent == "" {
+			d.TraceParent = caller
+		}
+	}
 	added, err := s.store.AddDeliveries(ctx, ds)
 	if err != nil {
 		return err
-	}
-	for _, d := range added {
-		if !d.trace.IsValid() {
-			d.trace = trace.SpanContextFromContext(ctx)
-		}
 	}
 	rec := s.rec.Load()
 	if rec == nil {

@@ -298,8 +298,8 @@ func (s *Service) release(ds []*Delivery) {
 // If recording fails, the lease ends and d is attempted again: at least
 // once.
 func (s *Service) attempt(ctx context.Context, d *Delivery, wait bool) *Attempt {
-	if d.trace.IsValid() {
-		ctx = trace.ContextWithSpanContext(ctx, d.trace)
+	if parent := parentSpan(d.TraceParent); parent.IsValid() {
+		ctx = trace.ContextWithSpanContext(ctx, parent)
 	}
 	ctx, span := s.cfg.Tracer.Start(ctx, "deliver "+string(d.Channel), trace.WithSpanKind(trace.SpanKindClient),
 		trace.WithAttributes(attribute.String("comfort.notification.id", d.NotificationID),

@@ -1,9 +1,11 @@
 package app
 
 import (
+	"context"
 	"slices"
 	"time"
 
+	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -229,9 +231,24 @@ type Delivery struct {
 	Topic      string
 	CreateTime time.Time
 
-	// trace is the span that created the delivery, the parent of its
-	// first attempt's span; it is not stored.
-	trace trace.SpanContext
+	// TraceParent is the W3C traceparent of the span that created the
+	// delivery, or revived it: the parent of every attempt's span, so
+	// that retries, whichever replica makes them, stay in its trace.
+	TraceParent string
+}
+
+// traceParent is sc as a W3C traceparent; "" when sc is not valid.
+func traceParent(sc trace.SpanContext) string {
+	c := propagation.MapCarrier{}
+	propagation.TraceContext{}.Inject(trace.ContextWithSpanContext(context.Background(), sc), c)
+	return c.Get("traceparent")
+}
+
+// parentSpan is the span context a W3C traceparent names; not valid for
+// "" or a malformed one.
+func parentSpan(traceparent string) trace.SpanContext {
+	return trace.SpanContextFromContext(propagation.TraceContext{}.Extract(context.Background(),
+		propagation.MapCarrier{"traceparent": traceparent}))
 }
 
 // Attempt is one entry of the delivery log.

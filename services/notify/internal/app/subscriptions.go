@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -386,7 +385,7 @@ func (s *Service) HandleEvents(ctx context.Context, events []*CloudEvent) error 
 				}
 			}
 			d := s.eventDelivery(sub, e.ID, e.Type, e.Topic, body)
-			d.trace = eventTrace(ctx, e)
+			d.TraceParent = traceParent(eventTrace(ctx, e))
 			ds = append(ds, d)
 		}
 	}
@@ -474,8 +473,7 @@ func eventTrace(ctx context.Context, e *CloudEvent) trace.SpanContext {
 	if e.TraceParent == "" {
 		return current
 	}
-	produced := trace.SpanContextFromContext(propagation.TraceContext{}.Extract(context.Background(),
-		propagation.MapCarrier{"traceparent": e.TraceParent}))
+	produced := parentSpan(e.TraceParent)
 	if !produced.IsValid() || produced.TraceID() == current.TraceID() {
 		return current
 	}

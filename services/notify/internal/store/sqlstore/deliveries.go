@@ -97,14 +97,14 @@ func (s *Store) DeleteTemplate(ctx context.Context, id string) error {
 }
 
 const deliveryCols = `id, notification_id, account_id, application, event_type, level, channel, recipient, masked, subject, body,
-	html_body, fallback, status, attempts, next_attempt_at, source, created_at, subscription, topic`
+	html_body, fallback, status, attempts, next_attempt_at, source, created_at, subscription, topic, traceparent`
 
 func scanDelivery(sc interface{ Scan(...any) error }) (*app.Delivery, error) {
 	d := &app.Delivery{}
 	var ch, st, src string
 	var next, c int64
 	if err := sc.Scan(&d.ID, &d.NotificationID, &d.AccountID, &d.Application, &d.EventType, &d.Level, &ch, &d.Recipient, &d.Masked,
-		&d.Subject, &d.Body, &d.HTMLBody, &d.Fallback, &st, &d.Attempts, &next, &src, &c, &d.Subscription, &d.Topic); err != nil {
+		&d.Subject, &d.Body, &d.HTMLBody, &d.Fallback, &st, &d.Attempts, &next, &src, &c, &d.Subscription, &d.Topic, &d.TraceParent); err != nil {
 		return nil, err
 	}
 	d.Channel, d.Status, d.NextAttempt, d.CreateTime = app.Channel(ch), app.Status(st), fromUS(next), fromUS(c)
@@ -150,13 +150,13 @@ func (s *Store) AddDeliveries(ctx context.Context, ds []*app.Delivery) ([]*app.D
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		added = added[:0]
 		for chunk := range slices.Chunk(ds, maxRows) {
-			args := make([]any, 0, 20*len(chunk))
+			args := make([]any, 0, 21*len(chunk))
 			for _, d := range chunk {
 				args = append(args, d.ID, d.NotificationID, d.AccountID, d.Application, d.EventType, d.Level, string(d.Channel), d.Recipient,
 					d.Masked, d.Subject, d.Body, d.HTMLBody, d.Fallback, string(d.Status), d.Attempts, us(d.NextAttempt), string(d.Source), us(d.CreateTime),
-					d.Subscription, d.Topic)
+					d.Subscription, d.Topic, d.TraceParent)
 			}
-			rows, err := tx.QueryContext(ctx, `INSERT INTO deliveries (`+deliveryCols+`) VALUES `+s.placeholders(len(chunk), 20)+`
+			rows, err := tx.QueryContext(ctx, `INSERT INTO deliveries (`+deliveryCols+`) VALUES `+s.placeholders(len(chunk), 21)+`
 				ON CONFLICT (notification_id, channel, recipient) DO NOTHING RETURNING id`, args...)
 			if err != nil {
 				return fmt.Errorf("sqlstore: add deliveries: %w", err)
@@ -181,9 +181,9 @@ func (s *Store) AddDeliveries(ctx context.Context, ds []*app.Delivery) ([]*app.D
 				}
 				// A replay revives a dead delivery; a sent or pending one is a duplicate.
 				var id string
-				err = tx.QueryRowContext(ctx, `UPDATE deliveries SET status = $4, attempts = 0, next_attempt_at = $5
+				err = tx.QueryRowContext(ctx, `UPDATE deliveries SET status = $4, attempts = 0, next_attempt_at = $5, traceparent = $6
 					WHERE notification_id = $1 AND channel = $2 AND recipient = $3 AND status = 'failed' RETURNING id`,
-					d.NotificationID, string(d.Channel), d.Recipient, string(app.StatusPending), us(d.NextAttempt)).Scan(&id)
+					d.NotificationID, string(d.Channel), d.Recipient, string(app.StatusPending), us(d.NextAttempt), d.TraceParent).Scan(&id)
 				switch {
 				case errors.Is(err, sql.ErrNoRows):
 				case err != nil:
