@@ -156,6 +156,9 @@ type Recorder struct {
 // comfort_audit_events_total{result} and comfort_audit_backlog on reg. Run
 // must run for refused records to be published again.
 func NewRecorder(pub Publisher, source string, log *zap.Logger, reg prometheus.Registerer) (*Recorder, error) {
+	if log == nil {
+		log = zap.NewNop()
+	}
 	r := &Recorder{pub: pub, source: source, log: log, now: time.Now, kick: make(chan struct{}, 1)}
 	r.events = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "comfort_audit_events_total",
