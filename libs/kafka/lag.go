@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/IBM/sarama"
 	"github.com/prometheus/client_golang/prometheus"
@@ -47,11 +48,21 @@ func (r *Runner) watchLag(ctx context.Context, sc *sarama.Config) {
 // of its topics' partitions and sets the lag gauge of each topic. A topic
 // that does not exist yet is skipped.
 func (r *Runner) measureLag(c sarama.Client) error {
-	if err := c.RefreshMetadata(r.rc.Topics...); err != nil && !errors.Is(err, sarama.ErrUnknownTopicOrPartition) {
+	topics := *r.consuming.Load()
+	for _, topic := range r.rc.Topics {
+		if !slices.Contains(topics, topic) {
+			// Not consumed now (Select): no lag to alert on.
+			r.metrics.lag.DeleteLabelValues(r.rc.Group, topic)
+		}
+	}
+	if len(topics) == 0 {
+		return nil
+	}
+	if err := c.RefreshMetadata(topics...); err != nil && !errors.Is(err, sarama.ErrUnknownTopicOrPartition) {
 		return fmt.Errorf("refresh metadata: %w", err)
 	}
-	parts := make(map[string][]int32, len(r.rc.Topics))
-	for _, topic := range r.rc.Topics {
+	parts := make(map[string][]int32, len(topics))
+	for _, topic := range topics {
 		ps, err := c.Partitions(topic)
 		if err != nil || len(ps) == 0 {
 			continue

@@ -5,7 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -81,6 +83,17 @@ type RunnerConfig struct {
 	Group string
 	// Topics are consumed by the group. Required.
 	Topics []string
+	// Select, when set, chooses which of Topics the group consumes now,
+	// each from a time on: the runner asks it before each session, and
+	// every SelectInterval (default 10s) during one, and starts a new
+	// session when the topics change. While it chooses none, the runner is
+	// not a member of the group. A partition whose committed offset is
+	// older than its topic's time (or that has none) is consumed from the
+	// first message written at or after that time. An error ends the
+	// group's session and is retried as a rebalance failure is.
+	Select func(ctx context.Context) (Selection, error)
+	// SelectInterval is how often Select is asked during a session.
+	SelectInterval time.Duration
 	// MaxAttempts is how many times the handler runs for one message
 	// before it goes to the dead-letter topic; default 5.
 	MaxAttempts int
@@ -104,6 +117,10 @@ type RunnerConfig struct {
 	LagInterval time.Duration
 }
 
+// Selection is what RunnerConfig.Select chooses: the topics to consume,
+// each with the time from which the group wants its messages.
+type Selection map[string]time.Time
+
 // Runner consumes a set of topics in a consumer group with at-least-once
 // semantics: a message's offset is marked only after its handler succeeded
 // or the message was written to the dead-letter topic. Partitions are
@@ -117,6 +134,9 @@ type Runner struct {
 	log     *zap.Logger
 	metrics *Metrics
 	tracer  trace.Tracer
+	// consuming are the topics of the current session (all of Topics
+	// without Select), whose lag is measured.
+	consuming atomic.Pointer[[]string]
 }
 
 // NewRunner validates the configuration and returns a runner; nothing
@@ -132,9 +152,10 @@ func NewRunner(cfg Config, rc RunnerConfig, h Handler, log *zap.Logger, metrics 
 		return nil, errors.New("kafka: runner: no topics")
 	case h == nil:
 		return nil, errors.New("kafka: runner: nil handler")
-	case rc.MaxAttempts < 0 || rc.InitialBackoff < 0 || rc.MaxBackoff < 0 || rc.MaxBatch < 0 || rc.LagInterval < 0:
-		return nil, errors.New("kafka: runner: negative attempts, backoff, batch size or lag interval")
+	case rc.MaxAttempts < 0 || rc.InitialBackoff < 0 || rc.MaxBackoff < 0 || rc.MaxBatch < 0 || rc.LagInterval < 0 || rc.SelectInterval < 0:
+		return nil, errors.New("kafka: runner: negative attempts, backoff, batch size or interval")
 	}
+	rc.SelectInterval = cmp.Or(rc.SelectInterval, 10*time.Second)
 	rc.MaxAttempts = cmp.Or(rc.MaxAttempts, 5)
 	rc.MaxBatch = cmp.Or(rc.MaxBatch, 256)
 	rc.LagInterval = cmp.Or(rc.LagInterval, 15*time.Second)
@@ -157,7 +178,7 @@ func NewRunner(cfg Config, rc RunnerConfig, h Handler, log *zap.Logger, metrics 
 			metrics.deadLettered.WithLabelValues(topic, reason)
 		}
 	}
-	return &Runner{
+	r := &Runner{
 		cfg:     cfg,
 		rc:      rc,
 		handler: h,
@@ -165,7 +186,9 @@ func NewRunner(cfg Config, rc RunnerConfig, h Handler, log *zap.Logger, metrics 
 		log:     log.Named("kafka.runner").With(zap.String("group", rc.Group)),
 		metrics: metrics,
 		tracer:  cfg.tracer(),
-	}, nil
+	}
+	r.consuming.Store(&r.rc.Topics)
+	return r, nil
 }
 
 // Run joins the group and processes messages until ctx ends, then commits
@@ -200,12 +223,17 @@ func (r *Runner) Run(ctx context.Context) error {
 
 	bo := r.backoff()
 	for {
-		group, err := sarama.NewConsumerGroup(r.cfg.Brokers, r.rc.Group, sc)
+		// The group's own client: Select's times are looked up with it.
+		client, err := sarama.NewClient(r.cfg.Brokers, sc)
 		if err == nil {
-			err = r.consume(ctx, group, dlq)
-			if cerr := group.Close(); cerr != nil {
-				r.log.Warn("closing consumer group", zap.Error(cerr))
+			var group sarama.ConsumerGroup
+			if group, err = sarama.NewConsumerGroupFromClient(r.rc.Group, client); err == nil {
+				err = r.consume(ctx, group, &groupHandler{r: r, client: client, dlq: dlq})
+				if cerr := group.Close(); cerr != nil {
+					r.log.Warn("closing consumer group", zap.Error(cerr))
+				}
 			}
+			_ = client.Close()
 			if ctx.Err() != nil {
 				return nil
 			}
@@ -225,24 +253,84 @@ func (r *Runner) Run(ctx context.Context) error {
 }
 
 // consume runs sessions on group until ctx ends or a session fails.
-func (r *Runner) consume(ctx context.Context, group sarama.ConsumerGroup, dlq Publisher) error {
+func (r *Runner) consume(ctx context.Context, group sarama.ConsumerGroup, h *groupHandler) error {
 	go func() {
 		// The channel is closed by group.Close.
 		for err := range group.Errors() {
 			r.log.Warn("consumer group error", zap.Error(err))
 		}
 	}()
-	h := &groupHandler{r: r, dlq: dlq}
 	for {
-		// Consume returns at the end of each session (every eager
-		// rebalance); marked offsets are committed before it returns.
-		if err := group.Consume(ctx, r.rc.Topics, h); err != nil {
+		topics, since, err := r.choose(ctx)
+		if err != nil {
+			return err
+		}
+		r.consuming.Store(&topics)
+		h.since = since
+		if len(topics) == 0 {
+			if !sleep(ctx, r.rc.SelectInterval) {
+				return nil
+			}
+			continue
+		}
+		if err := r.session(ctx, group, topics, h); err != nil {
 			return err
 		}
 		if ctx.Err() != nil {
 			return nil
 		}
 	}
+}
+
+// choose returns the topics to consume now, sorted, with the time each
+// is wanted from: Topics from their committed offsets, or those of them
+// Select chooses.
+func (r *Runner) choose(ctx context.Context) ([]string, Selection, error) {
+	if r.rc.Select == nil {
+		return r.rc.Topics, nil, nil
+	}
+	chosen, err := r.rc.Select(ctx)
+	if err != nil {
+		return nil, nil, fmt.Errorf("kafka: runner %s: choosing topics: %w", r.rc.Group, err)
+	}
+	var topics []string
+	for topic := range chosen {
+		if slices.Contains(r.rc.Topics, topic) {
+			topics = append(topics, topic)
+		}
+	}
+	slices.Sort(topics)
+	return topics, chosen, nil
+}
+
+// session runs one session of the group on topics. Consume returns at the
+// end of each session (every eager rebalance), marked offsets committed;
+// with Select, the session also ends once Select chooses other topics.
+func (r *Runner) session(ctx context.Context, group sarama.ConsumerGroup, topics []string, h *groupHandler) error {
+	if r.rc.Select == nil {
+		return group.Consume(ctx, topics, h)
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		for sleep(sctx, r.rc.SelectInterval) {
+			now, _, err := r.choose(sctx)
+			if err != nil {
+				r.log.Warn("consumed topics not checked", zap.Error(err))
+				continue
+			}
+			if !slices.Equal(now, topics) {
+				r.log.Info("consumed topics change", zap.Strings("from", topics), zap.Strings("to", now))
+				cancel()
+				return
+			}
+		}
+	}()
+	err := group.Consume(sctx, topics, h)
+	if sctx.Err() != nil && ctx.Err() == nil {
+		return nil // the choice changed: the next session takes the new one
+	}
+	return err
 }
 
 func (r *Runner) backoff() *backoff.ExponentialBackOff {
@@ -254,12 +342,33 @@ func (r *Runner) backoff() *backoff.ExponentialBackOff {
 
 // groupHandler implements sarama.ConsumerGroupHandler.
 type groupHandler struct {
-	r   *Runner
-	dlq Publisher
+	r      *Runner
+	client sarama.Client // the group's
+	dlq    Publisher
+	since  Selection // of the session
 }
 
+// Setup moves each claimed partition whose topic is wanted from a time,
+// and whose committed offset is older, to the first message written at or
+// after that time (the end of the partition when there is none yet).
 func (h *groupHandler) Setup(s sarama.ConsumerGroupSession) error {
 	h.r.log.Info("partitions assigned", zap.Any("claims", s.Claims()), zap.Int32("generation", s.GenerationID()))
+	for topic, partitions := range s.Claims() {
+		since := h.since[topic]
+		if since.IsZero() {
+			continue
+		}
+		for _, p := range partitions {
+			from, err := h.client.GetOffset(topic, p, since.UnixMilli())
+			if err == nil && from < 0 {
+				from, err = h.client.GetOffset(topic, p, sarama.OffsetNewest)
+			}
+			if err != nil {
+				return fmt.Errorf("kafka: runner %s: offset of %s/%d at %s: %w", h.r.rc.Group, topic, p, since, err)
+			}
+			s.MarkOffset(topic, p, from, "") // only ever forward
+		}
+	}
 	return nil
 }
 

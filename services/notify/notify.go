@@ -275,8 +275,14 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger, opts ...process.Optio
 	if err != nil {
 		return fmt.Errorf("notify: %w", err)
 	}
+	// The group reads only the topics some subscription names, from the
+	// creation of the oldest one on: nobody fetches telemetry for nothing.
+	// A new subscription's topic joins within a few seconds, from its
+	// creation.
 	subRunner, err := kafka.NewRunner(kcfg, kafka.RunnerConfig{Group: GroupSubscriptions, Topics: subscribableTopics(), DeadLetter: producer,
-		Batch: eventsBatchHandler(svc, cat)}, eventHandler(svc, cat), log, km)
+		Select:         func(ctx context.Context) (kafka.Selection, error) { return svc.SubscribedTopics(ctx) },
+		SelectInterval: 2 * time.Second,
+		Batch:          eventsBatchHandler(svc, cat)}, eventHandler(svc, cat), log, km)
 	if err != nil {
 		return fmt.Errorf("notify: %w", err)
 	}

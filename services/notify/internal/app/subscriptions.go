@@ -353,6 +353,25 @@ func (s *Service) RotateSubscriptionSecret(ctx context.Context, name string, gra
 	return sub.Secret, sub.OldExpire, nil
 }
 
+// SubscribedTopics are the topics some active subscription names, each
+// with the creation time of the oldest of them: the events a subscription
+// receives are those from its creation on.
+func (s *Service) SubscribedTopics(ctx context.Context) (map[string]time.Time, error) {
+	subs, err := s.activeSubscriptions(ctx)
+	if err != nil {
+		return nil, err
+	}
+	topics := map[string]time.Time{}
+	for _, sub := range subs {
+		for _, topic := range sub.Topics {
+			if since, ok := topics[topic]; !ok || sub.CreateTime.Before(since) {
+				topics[topic] = sub.CreateTime
+			}
+		}
+	}
+	return topics, nil
+}
+
 // WantsTopic reports whether an active subscription takes topic, so the
 // consumer can pass over the rest without decoding them.
 func (s *Service) WantsTopic(ctx context.Context, topic string) (bool, error) {
