@@ -297,3 +297,45 @@ func badField(err error) string {
 	}
 	return ""
 }
+
+// TestPausedSubscription: the events of a pause are not delivered when the
+// operator enables the subscription again, whether or not the consumer
+// still read their topic meanwhile; those after are.
+func TestPausedSubscription(t *testing.T) {
+	t.Parallel()
+	s := start(t, storetest.SQLiteURL(t), notify.Config{})
+	admin := as(s.idp.AdminLogin(t).AccessToken)
+	subs := notifyv1.NewSubscriptionServiceClient(s.conn)
+	sink, srv := newEventSink(t, "ops-token")
+	sub := &notifyv1.Subscription{Name: "ops", Url: srv.URL, EventTypes: []string{"device.lifecycle"}, Enabled: true,
+		Auth: &notifyv1.SubscriptionAuth{Method: &notifyv1.SubscriptionAuth_Bearer{Bearer: &notifyv1.BearerAuth{Token: "ops-token"}}}}
+	put := must(subs.PutSubscription(admin, &notifyv1.PutSubscriptionRequest{Subscription: sub}))
+	sink.set(func(s *eventSink) { s.secret = put.Secret })
+	device := uuid.NewString()
+	presence := func(online bool) kafka.Message {
+		return lifecycle(t, "comfortech.device.presence.v1", device, &eventsv1.DevicePresenceChanged{DeviceId: device, Online: online,
+			Reason: eventsv1.PresenceReason_PRESENCE_REASON_CONNECTED, Time: timestamppb.Now()})
+	}
+
+	before := presence(true)
+	publish(t, s.brokers, before)
+	eventually(t, "the event before the pause delivered", func() bool { return len(sink.received(before.Header(kafka.HeaderID))) == 1 })
+
+	sub.Enabled = false
+	must(subs.PutSubscription(admin, &notifyv1.PutSubscriptionRequest{Subscription: sub}))
+	// Long enough for the consumer to leave the topic, which no active
+	// subscription names now: the subscriptions cache (2 s) and the
+	// consumer's check (every 2 s).
+	time.Sleep(5 * time.Second)
+	paused := presence(false)
+	publish(t, s.brokers, paused)
+
+	sub.Enabled = true
+	must(subs.PutSubscription(admin, &notifyv1.PutSubscriptionRequest{Subscription: sub}))
+	after := presence(true)
+	publish(t, s.brokers, after)
+	eventually(t, "the event after the pause delivered", func() bool { return len(sink.received(after.Header(kafka.HeaderID))) == 1 })
+	if got := sink.received(paused.Header(kafka.HeaderID)); len(got) != 0 {
+		t.Errorf("the event of the pause was delivered once the subscription was enabled again: %v", got)
+	}
+}

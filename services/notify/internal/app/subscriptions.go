@@ -35,6 +35,20 @@ type Subscription struct {
 	Signing
 	CreateTime time.Time
 	UpdateTime time.Time
+	// ActiveTime is when deliveries last started: zero for the creation,
+	// else the operator enabling it again after a pause or after the
+	// service disabled it.
+	ActiveTime time.Time
+}
+
+// Since is when the subscription's events begin: it receives those
+// written from its creation on, and not those of a pause or while it was
+// disabled.
+func (s *Subscription) Since() time.Time {
+	if s.ActiveTime.After(s.CreateTime) {
+		return s.ActiveTime
+	}
+	return s.CreateTime
 }
 
 // SubscriptionStatus tells whether deliveries are made.
@@ -182,12 +196,12 @@ func (f Filter) Matches(e *CloudEvent) bool {
 }
 
 // Wants reports whether the subscription delivers e: it is active, takes
-// e's topic, existed when e happened, and every filter matches.
+// e's topic, e happened since it was (Since), and every filter matches.
 func (s *Subscription) Wants(e *CloudEvent) bool {
 	if s.Status() != SubscriptionActive || !slices.Contains(s.Topics, e.Topic) {
 		return false
 	}
-	if !e.Time.IsZero() && e.Time.Before(s.CreateTime) {
+	if !e.Time.IsZero() && e.Time.Before(s.Since()) {
 		return false
 	}
 	for _, f := range s.Filters {
@@ -262,10 +276,13 @@ func (s *Service) PutSubscription(ctx context.Context, sub *Subscription, valida
 		} else {
 			sub.DisabledReason = old.DisabledReason
 		}
-		sub.Signing, sub.CreateTime, sub.UpdateTime = old.Signing, old.CreateTime, old.UpdateTime
+		sub.Signing, sub.CreateTime, sub.UpdateTime, sub.ActiveTime = old.Signing, old.CreateTime, old.UpdateTime, old.ActiveTime
 		if !reflect.DeepEqual(specOf(old), specOf(sub)) {
 			changed = true
 			sub.UpdateTime = now
+		}
+		if old.Status() != SubscriptionActive && sub.Status() == SubscriptionActive {
+			sub.ActiveTime = now // not the events of the pause
 		}
 	}
 	if changed && !validateOnly {
@@ -354,8 +371,8 @@ func (s *Service) RotateSubscriptionSecret(ctx context.Context, name string, gra
 }
 
 // SubscribedTopics are the topics some active subscription names, each
-// with the creation time of the oldest of them: the events a subscription
-// receives are those from its creation on.
+// with the earliest Since of them: the events a subscription receives
+// are those written since.
 func (s *Service) SubscribedTopics(ctx context.Context) (map[string]time.Time, error) {
 	subs, err := s.activeSubscriptions(ctx)
 	if err != nil {
@@ -364,8 +381,8 @@ func (s *Service) SubscribedTopics(ctx context.Context) (map[string]time.Time, e
 	topics := map[string]time.Time{}
 	for _, sub := range subs {
 		for _, topic := range sub.Topics {
-			if since, ok := topics[topic]; !ok || sub.CreateTime.Before(since) {
-				topics[topic] = sub.CreateTime
+			if since, ok := topics[topic]; !ok || sub.Since().Before(since) {
+				topics[topic] = sub.Since()
 			}
 		}
 	}

@@ -9,8 +9,8 @@ import (
 )
 
 // TestSubscriptionWants: a subscription takes an event when it is active,
-// names the event's topic, existed when the event happened, and each of
-// its filters matches a CloudEvents attribute or a data field.
+// names the event's topic, existed and was active when the event happened,
+// and each of its filters matches a CloudEvents attribute or a data field.
 func TestSubscriptionWants(t *testing.T) {
 	t.Parallel()
 	created := time.Date(2026, 1, 2, 3, 0, 0, 0, time.UTC)
@@ -35,6 +35,8 @@ func TestSubscriptionWants(t *testing.T) {
 		{name: "disabled by the service", sub: app.Subscription{DisabledReason: "endpoint answered 410"}},
 		{name: "event before the subscription", changes: func(e *app.CloudEvent) { e.Time = created.Add(-time.Second) }},
 		{name: "event without a time", changes: func(e *app.CloudEvent) { e.Time = time.Time{} }, want: true},
+		{name: "event of a pause, enabled again since", sub: app.Subscription{ActiveTime: created.Add(2 * time.Minute)}},
+		{name: "event since enabled again", sub: app.Subscription{ActiveTime: created.Add(30 * time.Second)}, want: true},
 		{name: "type prefix", sub: app.Subscription{Filters: filter("type", app.FilterPrefix, "comfortech.device.")}, want: true},
 		{name: "type prefix, other type", sub: app.Subscription{Filters: filter("type", app.FilterPrefix, "comfortech.alert.")}},
 		{name: "source exact", sub: app.Subscription{Filters: filter("source", app.FilterExact, "/services/device")}, want: true},

@@ -11,14 +11,14 @@ import (
 	"github.com/comfortech/platform/services/notify/internal/app"
 )
 
-const subscriptionCols = `name, url, topics, filters, auth, enabled, disabled_reason, secret, old_secret, old_expire, created_at, updated_at`
+const subscriptionCols = `name, url, topics, filters, auth, enabled, disabled_reason, secret, old_secret, old_expire, created_at, updated_at, active_at`
 
 func scanSubscription(sc interface{ Scan(...any) error }) (*app.Subscription, error) {
 	s := &app.Subscription{}
 	var topics, filters, auth string
 	var enabled int
-	var oe, c, u int64
-	if err := sc.Scan(&s.Name, &s.URL, &topics, &filters, &auth, &enabled, &s.DisabledReason, &s.Secret, &s.OldSecret, &oe, &c, &u); err != nil {
+	var oe, c, u, a int64
+	if err := sc.Scan(&s.Name, &s.URL, &topics, &filters, &auth, &enabled, &s.DisabledReason, &s.Secret, &s.OldSecret, &oe, &c, &u, &a); err != nil {
 		return nil, err
 	}
 	if err := json.Unmarshal([]byte(topics), &s.Topics); err != nil {
@@ -37,7 +37,18 @@ func scanSubscription(sc interface{ Scan(...any) error }) (*app.Subscription, er
 		}
 	}
 	s.Enabled, s.OldExpire, s.CreateTime, s.UpdateTime = enabled == 1, fromUS(oe), fromUS(c), fromUS(u)
+	if a != 0 {
+		s.ActiveTime = fromUS(a)
+	}
 	return s, nil
+}
+
+// activeAt is a subscription's active_at: 0 for none.
+func activeAt(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return us(t)
 }
 
 // PutSubscription implements app.Store.
@@ -58,12 +69,12 @@ func (s *Store) PutSubscription(ctx context.Context, sub *app.Subscription) erro
 		}
 		auth = string(b)
 	}
-	_, err = s.db.ExecContext(ctx, `INSERT INTO subscriptions (`+subscriptionCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+	_, err = s.db.ExecContext(ctx, `INSERT INTO subscriptions (`+subscriptionCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
 		ON CONFLICT (name) DO UPDATE SET url = excluded.url, topics = excluded.topics, filters = excluded.filters, auth = excluded.auth,
 			enabled = excluded.enabled, disabled_reason = excluded.disabled_reason, secret = excluded.secret, old_secret = excluded.old_secret,
-			old_expire = excluded.old_expire, updated_at = excluded.updated_at`,
+			old_expire = excluded.old_expire, updated_at = excluded.updated_at, active_at = excluded.active_at`,
 		sub.Name, sub.URL, jsonList(sub.Topics), string(fs), auth, b2i(sub.Enabled), sub.DisabledReason, sub.Secret, sub.OldSecret,
-		us(sub.OldExpire), us(sub.CreateTime), us(sub.UpdateTime))
+		us(sub.OldExpire), us(sub.CreateTime), us(sub.UpdateTime), activeAt(sub.ActiveTime))
 	if err != nil {
 		return fmt.Errorf("sqlstore: put subscription: %w", err)
 	}
