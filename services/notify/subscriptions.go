@@ -66,18 +66,13 @@ func decodeEvent(m *kafka.Message, cat *eventcatalog.Catalog) (*app.CloudEvent, 
 // decodeEvents decodes the records some active subscription may want;
 // the others are passed over undecoded (telemetry is plenty).
 func decodeEvents(ctx context.Context, svc *app.Service, cat *eventcatalog.Catalog, ms []*kafka.Message) ([]*app.CloudEvent, error) {
-	wanted := map[string]bool{}
+	subscribed, err := svc.SubscribedTopics(ctx)
+	if err != nil {
+		return nil, err
+	}
 	var events []*app.CloudEvent
 	for _, m := range ms {
-		want, ok := wanted[m.Topic]
-		if !ok {
-			var err error
-			if want, err = svc.WantsTopic(ctx, m.Topic); err != nil {
-				return nil, err
-			}
-			wanted[m.Topic] = want
-		}
-		if !want {
+		if _, want := subscribed[m.Topic]; !want {
 			continue
 		}
 		e, err := decodeEvent(m, cat)

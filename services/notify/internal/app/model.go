@@ -7,6 +7,8 @@ import (
 
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/comfortech/platform/libs/tracing"
 )
 
 // Channel is a way to reach a recipient.
@@ -240,14 +242,14 @@ type Delivery struct {
 // traceParent is sc as a W3C traceparent; "" when sc is not valid.
 func traceParent(sc trace.SpanContext) string {
 	c := propagation.MapCarrier{}
-	propagation.TraceContext{}.Inject(trace.ContextWithSpanContext(context.Background(), sc), c)
+	tracing.Propagator.Inject(trace.ContextWithSpanContext(context.Background(), sc), c)
 	return c.Get("traceparent")
 }
 
 // parentSpan is the span context a W3C traceparent names; not valid for
 // "" or a malformed one.
 func parentSpan(traceparent string) trace.SpanContext {
-	return trace.SpanContextFromContext(propagation.TraceContext{}.Extract(context.Background(),
+	return trace.SpanContextFromContext(tracing.Propagator.Extract(context.Background(),
 		propagation.MapCarrier{"traceparent": traceparent}))
 }
 

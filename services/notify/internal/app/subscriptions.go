@@ -372,7 +372,8 @@ func (s *Service) RotateSubscriptionSecret(ctx context.Context, name string, gra
 
 // SubscribedTopics are the topics some active subscription names, each
 // with the earliest Since of them: the events a subscription receives
-// are those written since.
+// are those written since. The subscriptions consumer reads only these,
+// and passes over the records of others undecoded.
 func (s *Service) SubscribedTopics(ctx context.Context) (map[string]time.Time, error) {
 	subs, err := s.activeSubscriptions(ctx)
 	if err != nil {
@@ -387,16 +388,6 @@ func (s *Service) SubscribedTopics(ctx context.Context) (map[string]time.Time, e
 		}
 	}
 	return topics, nil
-}
-
-// WantsTopic reports whether an active subscription takes topic, so the
-// consumer can pass over the rest without decoding them.
-func (s *Service) WantsTopic(ctx context.Context, topic string) (bool, error) {
-	subs, err := s.activeSubscriptions(ctx)
-	if err != nil {
-		return false, err
-	}
-	return slices.ContainsFunc(subs, func(sub *Subscription) bool { return slices.Contains(sub.Topics, topic) }), nil
 }
 
 // HandleEvents records a delivery of each event to each subscription that
@@ -421,7 +412,7 @@ func (s *Service) HandleEvents(ctx context.Context, events []*CloudEvent) error 
 				}
 			}
 			d := s.eventDelivery(sub, e.ID, e.Type, e.Topic, body)
-			d.TraceParent = traceParent(eventTrace(ctx, e))
+			d.TraceParent = eventTrace(ctx, e)
 			ds = append(ds, d)
 		}
 	}
@@ -501,17 +492,13 @@ func (s *Service) subscription(ctx context.Context, name string) (*Subscription,
 	return sub, err
 }
 
-// eventTrace is the parent of the spans of e's deliveries: the span
-// handling it when that span is in e's trace, else (e shares a batch with
-// events of other traces) the span that produced e.
-func eventTrace(ctx context.Context, e *CloudEvent) trace.SpanContext {
+// eventTrace is the traceparent of the parent of the spans of e's
+// deliveries: the span handling it when that span is in e's trace, else
+// (e shares a batch with events of other traces) the span that produced e.
+func eventTrace(ctx context.Context, e *CloudEvent) string {
 	current := trace.SpanContextFromContext(ctx)
-	if e.TraceParent == "" {
-		return current
+	if produced := parentSpan(e.TraceParent); produced.IsValid() && produced.TraceID() != current.TraceID() {
+		return e.TraceParent
 	}
-	produced := parentSpan(e.TraceParent)
-	if !produced.IsValid() || produced.TraceID() == current.TraceID() {
-		return current
-	}
-	return produced
+	return traceParent(current)
 }
